@@ -45,6 +45,7 @@ test-local: test
 
 bench: $(STAMP)
 	$(PY) bench/rewards_throughput.py
+	$(PY) bench/data_throughput.py
 
 clean:
 	rm -rf $(VENV) runs bench/results .pytest_cache .hypothesis
