@@ -1,0 +1,157 @@
+"""Prompts (and completions) as model inputs: the one tokenisation shared by the engines and the learner.
+
+    batch = encode_for_training(bundle, prompts, completion_ids)    # SFT: tokenize_target(...); GRPO: sampled ids
+    logp = completion_logprobs(bundle.model, batch)                  # (B, L), zero outside the completion
+
+`encode_prompts` turns `Prompt`s into token ids with the image placeholders expanded (one processor call per
+prompt, so an image's patches stay with its prompt); `collate` pads any id sequences built on them into one
+batch with the vision tensors. The HF engine generates from `collate(..., padding_side="left")` of exactly these
+ids, and `encode_for_training` appends completion ids to the very same ids, so training never re-tokenises a
+prompt or a sampled completion (a re-tokenised completion can differ from the sampled one, and GRPO's ratios
+would then compare different sequences).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tracer1.engines.base import Prompt
+
+if TYPE_CHECKING:
+    from tracer1.models.loading import PlannerBundle
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """One prompt as model input: ids with image placeholders expanded, and its images' patches (vision)."""
+
+    input_ids: tuple[int, ...]
+    pixel_values: torch.Tensor | None = None    # (patches, C·T·P·P) for this prompt's images, in order
+    image_grid_thw: torch.Tensor | None = None  # (images, 3)
+
+
+def encode_prompt(bundle: PlannerBundle, prompt: Prompt) -> EncodedPrompt:
+    # add_special_tokens=False: the chat template already wrote every special token the model expects.
+    if not bundle.is_vision:
+        if prompt.images:
+            raise ValueError(f"the text-only model at {bundle.path} got a prompt with {len(prompt.images)} "
+                             "image(s); build text-only prompts with tracer1.models.prompt.build_prompt")
+        return EncodedPrompt(tuple(bundle.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]))
+    out = bundle.processor(text=[prompt.text], images=list(prompt.images) or None, add_special_tokens=False,
+                           return_tensors="pt")
+    ids = tuple(out["input_ids"][0].tolist())
+    if not prompt.images:
+        return EncodedPrompt(ids)
+    return EncodedPrompt(ids, out["pixel_values"], out["image_grid_thw"])
+
+
+def encode_prompts(bundle: PlannerBundle, prompts: Sequence[Prompt | EncodedPrompt]) -> list[EncodedPrompt]:
+    """`encode_prompt` for each prompt; a prompt repeated (the same object, as in a GRPO group) is encoded once,
+    and an already encoded one passes through (SFT encodes its prompts once, not every epoch)."""
+    done: dict[int, EncodedPrompt] = {}  # by identity: a Prompt holding PIL images cannot be hashed
+    for prompt in prompts:
+        if id(prompt) not in done:
+            done[id(prompt)] = prompt if isinstance(prompt, EncodedPrompt) else encode_prompt(bundle, prompt)
+    return [done[id(prompt)] for prompt in prompts]
+
+
+def collate(bundle: PlannerBundle, sequences: Sequence[Sequence[int]], encoded: Sequence[EncodedPrompt],
+            padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad `sequences` (each starts with the ids of the matching `encoded` prompt) into model inputs:
+    input_ids, attention_mask, and for vision models pixel_values, image_grid_thw and mm_token_type_ids."""
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), bundle.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        span = slice(width - len(seq), width) if padding_side == "left" else slice(0, len(seq))
+        ids[row, span] = torch.tensor(list(seq), dtype=torch.long)
+        mask[row, span] = 1
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if bundle.is_vision:
+        with_images = [e for e in encoded if e.pixel_values is not None]
+        if with_images:
+            batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])
+            batch["image_grid_thw"] = torch.cat([e.image_grid_thw for e in with_images])
+        if _takes_mm_token_types(bundle.model):
+            # transformers >= 5 places Qwen-VL's 3-D rope positions by these types (0 text, 1 image, 2 video);
+            # without them it silently falls back to text positions for the image tokens.
+            types = torch.zeros_like(ids)
+            if bundle.image_token_id is not None:
+                types[ids == bundle.image_token_id] = 1
+            if bundle.video_token_id is not None:
+                types[ids == bundle.video_token_id] = 2
+            batch["mm_token_type_ids"] = types
+    return batch
+
+
+def _takes_mm_token_types(model: Any) -> bool:
+    return "mm_token_type_ids" in inspect.signature(model.forward).parameters
+
+
+def tokenize_target(bundle: PlannerBundle, text: str, *, end_turn: bool = True) -> list[int]:
+    """The ids of a completion text (an SFT target, `tracer1.models.prompt.plan_target`), followed by the
+    end-of-turn token id (<|im_end|> for Qwen) so the model learns to stop. Special-token strings inside the
+    text (a typed "<|im_end|>") stay plain text."""
+    ids = bundle.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    return list(ids) + ([bundle.end_of_turn_id] if end_turn else [])
+
+
+def encode_for_training(bundle: PlannerBundle, prompts: Sequence[Prompt | EncodedPrompt],
+                        completion_token_ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+    """Prompt + completion sequences, right-padded, as model inputs plus `completion_mask` (B, L): 1 on the
+    completion's tokens only. The log-prob of token j comes from the logits at j - 1 (`completion_logprobs`).
+
+    SFT passes `tokenize_target(bundle, plan_target(...))`; GRPO passes the engine's sampled `token_ids`
+    unchanged (one entry per completion: repeat the prompt object for each of its G samples). Prompts may be
+    given already encoded (`encode_prompts`)."""
+    if len(prompts) != len(completion_token_ids):
+        raise ValueError(f"{len(prompts)} prompts but {len(completion_token_ids)} completions; give one "
+                         "prompt per completion (repeat a prompt for each of its samples)")
+    if not prompts:
+        raise ValueError("encode_for_training needs at least one prompt")
+    encoded = encode_prompts(bundle, prompts)
+    sequences = [list(e.input_ids) + [int(t) for t in c] for e, c in zip(encoded, completion_token_ids)]
+    batch = collate(bundle, sequences, encoded, padding_side="right")
+    completion = torch.zeros_like(batch["attention_mask"])
+    for row, (e, c) in enumerate(zip(encoded, completion_token_ids)):
+        completion[row, len(e.input_ids):len(e.input_ids) + len(c)] = 1
+    batch["completion_mask"] = completion
+    return batch
+
+
+# Entries of a training batch that are ours (masks, advantages, reference log-probs), not forward() arguments.
+NON_MODEL_KEYS = frozenset({"completion_mask", "advantages", "old_logprobs", "ref_logprobs"})
+
+
+def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
+    """The entries of an `encode_for_training` batch that the model's forward takes (on `device`)."""
+    return {k: (v.to(device) if device is not None and isinstance(v, torch.Tensor) else v)
+            for k, v in batch.items() if k not in NON_MODEL_KEYS}
+
+
+def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """log p(input_ids[:, j] | input_ids[:, <j]) at every position j, in float32, 0 at j = 0 (no context).
+    Shape (B, L), aligned with `input_ids` and `completion_mask`.
+
+    gather − logsumexp rather than log_softmax: the (B, L, V) log-softmax of a 150k vocabulary would be the
+    largest tensor of a training step; this never materialises it."""
+    logits = logits[:, :-1].float()
+    picked = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
+    return torch.cat([picked.new_zeros(input_ids.shape[0], 1), picked], dim=1)
+
+
+def completion_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """log p(token) for every token of the batch under `model` at temperature 1 (log_softmax of the raw
+    logits, as the HF engine reports), zero outside `completion_mask`. Shape (B, L); with gradients when the
+    caller has them enabled."""
+    device = next(model.parameters()).device
+    inputs = model_inputs(batch, device)
+    logits = model(**inputs, use_cache=False).logits
+    return sequence_logprobs(logits, inputs["input_ids"]) * batch["completion_mask"].to(device)
