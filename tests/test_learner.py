@@ -1,0 +1,131 @@
+"""The DeepSpeed learner on CPU (gloo, one process): it trains, accumulates, exports HF weights and saves them
+atomically. The model is a random-init two-layer Qwen2."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from tracer1.config import LearnerConfig
+from tracer1.learner import Learner, deepspeed_config, lr_lambda, masked_mean, sft_loss
+from tracer1.models.inputs import sequence_logprobs
+
+VOCAB = 97
+
+
+def tiny_qwen2(seed: int = 0) -> Qwen2ForCausalLM:
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+
+
+def batch(seed: int = 0, size: int = 4, length: int = 12) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (size, length), generator=g)
+    completion = torch.zeros_like(ids)
+    completion[:, length // 2:] = 1  # the second half is the "completion" we train on
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "completion_mask": completion}
+
+
+def make_learner(zero_stage: int = 2, accumulation: int = 1, lr: float = 3e-3) -> Learner:
+    cfg = LearnerConfig(zero_stage=zero_stage, micro_batch_size=4, grad_accum_steps=accumulation, backend="gloo")
+    return Learner(tiny_qwen2(), cfg, lr=lr, total_steps=100)
+
+
+def test_sequence_logprobs_is_log_softmax_gathered_and_aligned_with_the_ids():
+    logits = torch.randn(2, 5, 11)
+    ids = torch.randint(0, 11, (2, 5))
+    expected = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    got = sequence_logprobs(logits, ids)
+    assert got.shape == (2, 5) and torch.all(got[:, 0] == 0)
+    torch.testing.assert_close(got[:, 1:], expected)
+
+
+def test_masked_mean_counts_only_masked_tokens():
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    mask = torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    assert masked_mean(values, mask).item() == pytest.approx((2 + 3 + 6) / 3)
+    assert masked_mean(values, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_sft_loss_ignores_prompt_tokens():
+    b = batch()
+    logits = torch.randn(4, 12, VOCAB)
+    loss, metrics = sft_loss(logits, b)
+    # changing the logits that predict prompt tokens (positions 0..4 predict tokens 1..5) changes nothing;
+    # the last prompt position (5) predicts the first completion token (6) and does count
+    logits2 = logits.clone()
+    logits2[:, :5] += torch.randn(4, 5, VOCAB)
+    assert sft_loss(logits2, b)[0].item() == pytest.approx(loss.item())
+    assert metrics["tokens"] == 4 * 6
+
+
+def test_lr_schedule_warmup_then_cosine():
+    f = lr_lambda("cosine", warmup_steps=2, total_steps=12)
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0)
+    assert f(7) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert f(12) == pytest.approx(0.0)
+    assert lr_lambda("constant", 0, 10)(9) == 1.0
+
+
+def test_deepspeed_config_follows_learner_config():
+    cfg = LearnerConfig(zero_stage=3, micro_batch_size=2, grad_clip=0.5, offload_optimizer=True)
+    ds = deepspeed_config(cfg, lr=1e-4, weight_decay=0.01, dtype="bfloat16", accumulation=8)
+    assert ds["zero_optimization"] == {"stage": 3, "offload_optimizer": {"device": "cpu"}}
+    assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (2, 8)
+    assert ds["gradient_clipping"] == 0.5 and ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]
+    assert ds["optimizer"]["params"]["lr"] == 1e-4
+
+
+def test_sft_steps_fit_a_fixed_batch():
+    learner = make_learner()
+    b = batch()
+    first = learner.step([b], sft_loss)
+    for _ in range(30):
+        last = learner.step([b], sft_loss)
+    assert last["loss"] < 0.5 * first["loss"]
+    assert last["token_accuracy"] > first["token_accuracy"]
+    assert learner.steps_done == 31 and last["lr"] == pytest.approx(3e-3)
+
+
+def test_step_needs_one_accumulation_worth_of_micro_batches():
+    learner = make_learner(accumulation=2)
+    with pytest.raises(ValueError, match="needs 2 micro-batches"):
+        learner.step([batch()], sft_loss)
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    learner.step([batch(1), batch(2)], sft_loss)
+    after = learner.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_logprobs_match_a_plain_forward():
+    learner = make_learner()
+    b = batch(3)
+    (got,) = learner.logprobs([b])
+    plain = tiny_qwen2()
+    plain.load_state_dict(learner.state_dict())
+    plain.eval()
+    with torch.no_grad():
+        expected = sequence_logprobs(plain(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
+                                     b["input_ids"])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_save_pretrained_round_trips_and_replaces_atomically(tmp_path, zero_stage):
+    learner = make_learner(zero_stage=zero_stage)
+    learner.step([batch()], sft_loss)
+    out = learner.save_pretrained(tmp_path / "policy")
+    state = learner.state_dict()
+    assert set(state) >= {"model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight"}
+    loaded = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, state[name])
+    learner.step([batch(1)], sft_loss)
+    learner.save_pretrained(tmp_path / "policy", extra_files=lambda d: (d / "marker.txt").write_text("x"))
+    assert (out / "marker.txt").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]  # no temp or old dirs left behind

@@ -1,0 +1,169 @@
+"""The learner: one DeepSpeed engine around the policy, the same code for SFT and for the RL stages.
+
+`Learner` is a plain class (tests use it without Ray; the Ray `Learner` actor of the training loop is a thin shell
+around it). A step takes a list of micro-batches — `learner.micro_batch_size` sequences each — runs forward and
+backward on each and lets DeepSpeed accumulate them into one optimizer step, so the effective batch is whatever
+the caller hands over, not a config constant. The objective is a function `(logits, micro_batch) → (loss,
+metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tracer1.learner.distributed import init_process_group
+from tracer1.models.inputs import model_inputs, sequence_logprobs
+
+Objective = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+
+
+def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak learning rate at optimizer step `step`: linear warm-up, then constant or cosine."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "cosine":
+            progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def deepspeed_config(learner_cfg, *, lr: float, weight_decay: float, dtype: str, accumulation: int) -> dict:
+    """The DeepSpeed JSON config for a `LearnerConfig`. The optimizer is DeepSpeed's (torch AdamW on CPU)."""
+    zero: dict[str, Any] = {"stage": learner_cfg.zero_stage}
+    if learner_cfg.offload_optimizer and learner_cfg.zero_stage >= 1:
+        zero["offload_optimizer"] = {"device": "cpu"}
+    return {
+        "train_micro_batch_size_per_gpu": learner_cfg.micro_batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_clipping": learner_cfg.grad_clip or 0.0,
+        "zero_optimization": zero,
+        "bf16": {"enabled": dtype == "bfloat16"},
+        "fp16": {"enabled": dtype == "float16"},
+        "optimizer": {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay, "torch_adam": True}},
+        "steps_per_print": 2**31 - 1,  # we log; DeepSpeed's own prints would interleave with progress bars
+        "wall_clock_breakdown": False,
+    }
+
+
+class Learner:
+    """Owns the trainable policy inside a DeepSpeed engine.
+
+    `accumulation` is how many micro-batches make one optimizer step; `step()` must be handed exactly that many
+    (the loops group their data so). Rank/world size/backend set up torch.distributed for data parallelism."""
+
+    def __init__(self, model: torch.nn.Module, learner_cfg, *, lr: float, total_steps: int, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, lr_schedule: str = "constant", dtype: str = "float32",
+                 accumulation: int | None = None, rank: int = 0, world_size: int = 1,
+                 master_addr: str = "127.0.0.1", master_port: int | None = None):
+        self.backend = init_process_group(rank, world_size, backend=learner_cfg.backend, master_addr=master_addr,
+                                          master_port=master_port)
+        import deepspeed  # noqa: PLC0415 — imported after init_process_group chose the accelerator
+
+        if learner_cfg.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+            model.gradient_checkpointing_enable()
+        self.accumulation = accumulation or learner_cfg.grad_accum_steps
+        config = deepspeed_config(learner_cfg, lr=lr, weight_decay=weight_decay, dtype=dtype,
+                                  accumulation=self.accumulation)
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=config,
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(
+                opt, lr_lambda(lr_schedule, warmup_steps, total_steps)))
+        self.rank, self.world_size = rank, world_size
+        self.zero_stage = learner_cfg.zero_stage
+        self.steps_done = 0
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The policy itself (unwrapped), e.g. for generation between steps."""
+        return self.engine.module
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def step(self, micro_batches: Sequence[Mapping[str, torch.Tensor]], objective: Objective) -> dict[str, float]:
+        """One optimizer step over `micro_batches` (forward, backward, accumulate, step). → mean metrics."""
+        if len(micro_batches) != self.accumulation:
+            raise ValueError(f"Learner.step needs {self.accumulation} micro-batches (one optimizer step), got "
+                             f"{len(micro_batches)}")
+        self.engine.train()
+        totals: dict[str, float] = {}
+        for micro in micro_batches:
+            micro = self._to_device(micro)
+            logits = self.engine(**model_inputs(micro)).logits
+            loss, metrics = objective(logits, micro)
+            self.engine.backward(loss)
+            self.engine.step()  # DeepSpeed steps the optimizer only at the accumulation boundary
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value / len(micro_batches)
+        self.steps_done += 1
+        totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        totals["lr"] = float(self.engine.get_lr()[0])
+        return totals
+
+    @torch.no_grad()
+    def logprobs(self, micro_batches: Sequence[Mapping[str, torch.Tensor]]) -> list[torch.Tensor]:
+        """Per-token log-probs (B, L) of each micro-batch under the current policy (`sequence_logprobs`; eval
+        mode, no grad)."""
+        self.engine.eval()
+        out = []
+        for micro in micro_batches:
+            micro = self._to_device(micro)
+            out.append(sequence_logprobs(self.engine(**model_inputs(micro)).logits, micro["input_ids"]).cpu())
+        return out
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The policy's HF-named weights on CPU (what rollout engines load). Under ZeRO-3 the shards are gathered
+        on every rank (collective: all ranks must call it)."""
+        module = self.engine.module
+        if self.zero_stage == 3:
+            import deepspeed  # noqa: PLC0415
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+                return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """`state_dict()` as (name, tensor) pairs, the form vLLM's reload_weights takes."""
+        yield from self.state_dict().items()
+
+    def save_pretrained(self, out_dir: str | Path, extra_files: Callable[[Path], None] | None = None) -> Path:
+        """Write the policy as a HF directory (safetensors) atomically: a temp dir beside `out_dir`, then a
+        rename, so a reader never sees half a checkpoint. `extra_files(tmp_dir)` adds tokenizer/processor files.
+        Only rank 0 writes; all ranks must call it (ZeRO-3 gathers)."""
+        out_dir = Path(out_dir)
+        state = self.state_dict()
+        if self.rank != 0:
+            return out_dir
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        try:
+            self.engine.module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+            if extra_files is not None:
+                extra_files(tmp)
+            if out_dir.exists():  # replace: move the old one aside first so the swap is two renames
+                old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+                out_dir.rename(old)
+                tmp.rename(out_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out_dir
