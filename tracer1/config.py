@@ -23,7 +23,7 @@ from tracer1.overrides import (
 __all__ = [
     "AlgorithmConfig", "CheckpointConfig", "ClusterConfig", "ConfigError", "DataConfig", "EnvConfig",
     "ExecutorConfig", "LearnerConfig", "LoggingConfig", "ModelConfig", "Resources", "RewardConfig",
-    "RolloutConfig", "RunConfig", "SimWeights", "Stage", "dump_config", "load_config",
+    "RolloutConfig", "RunConfig", "SFTConfig", "SimWeights", "Stage", "dump_config", "load_config",
 ]
 
 Stage = Literal["sft", 1, 2]
@@ -204,6 +204,25 @@ class AlgorithmConfig(Section):
     eval_every: int = Field(20, ge=0, description="evaluate every this many steps (0 = only at the end)")
 
 
+class SFTConfig(Section):
+    steps: int = Field(300, ge=1, description="optimizer steps of the SFT warm start")
+    lr: float = Field(
+        2e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
+                                "than RL's algorithm.lr)")
+    warmup_steps: int = Field(20, ge=0, description="linear warm-up steps, then cosine decay to 0")
+    batch_size: int = Field(
+        16, ge=1, description="sequences per optimizer step (a multiple of learner.micro_batch_size)")
+    eval_samples: int = Field(64, ge=1, description="held-out samples evaluated before and after training")
+    eval_plans: int = Field(
+        4, ge=1, description="plans sampled per held-out sample (at rollout.temperature) for the parse rate")
+
+    @model_validator(mode="after")
+    def _enough_warmup_room(self) -> SFTConfig:
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"sft.warmup_steps ({self.warmup_steps}) must be below sft.steps ({self.steps})")
+        return self
+
+
 class LearnerConfig(Section):
     num_ranks: int = Field(1, ge=1, description="data-parallel learner ranks (actors)")
     zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage")
@@ -290,6 +309,7 @@ class RunConfig(Section):
     algorithm: AlgorithmConfig = Field(
         default_factory=AlgorithmConfig, description="GRPO: optimiser, clipped policy loss, KL, advantages, "
                                                      "schedule")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="the supervised warm start (stage 'sft')")
     learner: LearnerConfig = Field(default_factory=LearnerConfig, description="the DeepSpeed learner")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray placement of the actors")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="metrics and logs")
@@ -304,6 +324,13 @@ class RunConfig(Section):
         if isinstance(value, bool):
             raise ValueError("stage must be 'sft', 1 or 2, not a boolean")
         return value
+
+    @model_validator(mode="after")
+    def _sft_batch_fits_micro_batches(self) -> RunConfig:
+        if self.sft.batch_size % self.learner.micro_batch_size:
+            raise ValueError(f"sft.batch_size ({self.sft.batch_size}) must be a multiple of "
+                             f"learner.micro_batch_size ({self.learner.micro_batch_size})")
+        return self
 
     @model_validator(mode="after")
     def _nccl_needs_gpus(self) -> RunConfig:

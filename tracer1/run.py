@@ -145,9 +145,15 @@ def _trainer_not_built(config: RunConfig, run_dir: Path) -> int:
     return EXIT_NOT_BUILT
 
 
+def _train_sft(config: RunConfig, run_dir: Path) -> int:
+    from tracer1.train.sft import train_sft  # noqa: PLC0415 — torch/DeepSpeed load only when training
+
+    return train_sft(config, run_dir)
+
+
 # Each stage's entry point: (resolved config, run directory) -> exit code. The training loops plug in here.
 TRAINERS: dict[Stage, Callable[[RunConfig, Path], int]] = {
-    "sft": _trainer_not_built,
+    "sft": _train_sft,
     1: _trainer_not_built,
     2: _trainer_not_built,
 }

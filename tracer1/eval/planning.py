@@ -1,0 +1,110 @@
+"""Offline planning quality on held-out samples: does the planner write valid plans, and is its first step right?
+
+For each held-out sample the engine writes one greedy plan and `n` sampled plans (at the rollout temperature,
+as RL will see them). Reported:
+
+* ``parse_rate`` — sampled plans that parse with no problem at all (`parse_plan(...).problems == []` and at
+  least one step); ``greedy_parse_rate`` the same for the greedy plans;
+* ``first_step_action`` — greedy plans whose first step has the reference's action (for `call`, its tool);
+* ``first_step_exact`` — greedy plans whose first step matches the reference step in every part
+  (`step_similarity` = 1: same action, same target words or a point within the click radius, same value);
+* ``first_step_grounded`` — when a `grounded(step, sample) -> bool` check is given (an executor plus the sample's
+  grounding label): greedy first steps whose execution is right, the stage-2 measure;
+* ``reward`` / ``greedy_reward`` — mean stage-1 trajectory reward of the sampled / greedy plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from tracer1.data.schema import Sample
+from tracer1.engines.base import Prompt, RolloutEngine, Sampling
+from tracer1.plan import Step, format_step, parse_plan
+from tracer1.rewards import execution_correct, score_plan, step_similarity
+
+
+@dataclass
+class PlanningReport:
+    samples: int
+    plans: int
+    parse_rate: float
+    greedy_parse_rate: float
+    first_step_action: float
+    first_step_exact: float
+    first_step_grounded: float | None
+    reward: float
+    greedy_reward: float
+    mean_completion_tokens: float
+    examples: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def headline(self) -> str:
+        grounded = "" if self.first_step_grounded is None else f", grounded {self.first_step_grounded:.1%}"
+        return (f"parse {self.parse_rate:.1%} (greedy {self.greedy_parse_rate:.1%}), first step: action "
+                f"{self.first_step_action:.1%}, exact {self.first_step_exact:.1%}{grounded}, stage-1 reward "
+                f"{self.reward:+.3f} (greedy {self.greedy_reward:+.3f})")
+
+
+def grounding_check(executor, reward_cfg) -> Callable[[Step, Sample], bool]:
+    """`grounded(step, sample)`: does `executor` turn `step` into an execution the sample's label accepts (the
+    stage-2 criterion: point in the target's box or within the click radius, right text, right answer)?"""
+    from tracer1.executors.base import observation_from_sample  # noqa: PLC0415 — executors import envs
+
+    def grounded(step: Step, sample: Sample) -> bool:
+        if sample.label is None:
+            return False
+        execution = executor.execute(step, observation_from_sample(sample))
+        executed = execution.grounded_step
+        return executed is not None and execution_correct(executed, sample.label, reward_cfg,
+                                                          result=execution.result)
+
+    return grounded
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def evaluate_planning(engine: RolloutEngine, prompts: Sequence[Prompt], samples: Sequence[Sample], *,
+                      reward_cfg, horizon: int, n: int, temperature: float, max_new_tokens: int, seed: int = 0,
+                      grounded: Callable[[Step, Sample], bool] | None = None, keep_examples: int = 3,
+                      batch_size: int = 32) -> PlanningReport:
+    """Score `engine` on `samples` (with their prompts, built by `tracer1.models.prompt`)."""
+    if len(prompts) != len(samples):
+        raise ValueError(f"{len(prompts)} prompts for {len(samples)} samples")
+    greedy_cfg = Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)
+    sampled_cfg = Sampling(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    greedy, sampled = [], []
+    for start in range(0, len(prompts), batch_size):  # bounded batches: generation memory grows with n × batch
+        chunk = prompts[start:start + batch_size]
+        greedy += [c[0] for c in engine.generate(chunk, greedy_cfg)]
+        sampled += engine.generate(chunk, sampled_cfg)
+
+    parse_ok, rewards, tokens = [], [], []
+    g_parse, g_rewards, action_ok, exact_ok, grounded_ok, examples = [], [], [], [], [], []
+    for sample, g, group in zip(samples, greedy, sampled):
+        for completion in group:
+            plan = parse_plan(completion.text)
+            parse_ok.append(float(bool(plan.steps) and not plan.problems))
+            rewards.append(score_plan(plan, sample.future, reward_cfg, horizon).reward)
+            tokens.append(len(completion.token_ids))
+        plan = parse_plan(g.text)
+        g_parse.append(float(bool(plan.steps) and not plan.problems))
+        g_rewards.append(score_plan(plan, sample.future, reward_cfg, horizon).reward)
+        first, ref = (plan.steps[0] if plan.steps else None), sample.future[0]
+        action_ok.append(float(first is not None and (first.action, first.tool) == (ref.action, ref.tool)))
+        exact_ok.append(float(first is not None and step_similarity(first, ref, reward_cfg) >= 1.0 - 1e-9))
+        if grounded is not None:
+            grounded_ok.append(float(first is not None and grounded(first, sample)))
+        if len(examples) < keep_examples:
+            examples.append({"sample_id": sample.sample_id, "instruction": sample.instruction,
+                             "greedy_plan": g.text, "problems": list(plan.problems),
+                             "reference_first_step": format_step(ref)})
+    return PlanningReport(
+        samples=len(samples), plans=len(parse_ok), parse_rate=_mean(parse_ok), greedy_parse_rate=_mean(g_parse),
+        first_step_action=_mean(action_ok), first_step_exact=_mean(exact_ok),
+        first_step_grounded=_mean(grounded_ok) if grounded is not None else None, reward=_mean(rewards),
+        greedy_reward=_mean(g_rewards), mean_completion_tokens=_mean(tokens), examples=examples)

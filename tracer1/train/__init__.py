@@ -1,0 +1,1 @@
+"""Trainers, one per stage: (resolved config, run directory) → exit code."""

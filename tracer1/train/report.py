@@ -1,0 +1,49 @@
+"""The end of a run: the report saved as JSON (atomically) and the one-screen summary printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# (label, PlanningReport attribute, format) of the rows every before/after summary shows.
+ROWS = (
+    ("plans that parse (sampled)", "parse_rate", "{:.1%}"),
+    ("plans that parse (greedy)", "greedy_parse_rate", "{:.1%}"),
+    ("first step: right action", "first_step_action", "{:.1%}"),
+    ("first step: exact", "first_step_exact", "{:.1%}"),
+    ("first step: grounded", "first_step_grounded", "{:.1%}"),
+    ("stage-1 reward (sampled)", "reward", "{:+.3f}"),
+    ("stage-1 reward (greedy)", "greedy_reward", "{:+.3f}"),
+)
+
+
+def save_json_atomic(path: Path, data: Any) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def summary_table(title: str, before, after, paths: dict[str, Path], seconds: float) -> str:
+    """Before → after for every measure both reports have, then where things are."""
+    lines = ["", f"== {title}: done in {seconds / 60:.1f} min " + "=" * max(0, 60 - len(title)),
+             f"  {'held-out measure':<30}{'before':>10}{'after':>10}"]
+    for label, attr, fmt in ROWS:
+        old, new = getattr(before, attr), getattr(after, attr)
+        if old is None or new is None:
+            continue
+        mark = "  ↑" if new > old + 1e-9 else ("  ↓" if new < old - 1e-9 else "")
+        lines.append(f"  {label:<30}{fmt.format(old):>10}{fmt.format(new):>10}{mark}")
+    lines.append(f"  ({after.samples} held-out samples, {after.plans // max(after.samples, 1)} sampled plans each)")
+    lines += [f"  {name + ':':<13}{path}" for name, path in paths.items()]
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Stage 'sft': the supervised warm start. The tiny planner starts from random weights and must learn the plan
+language before RL can reward anything; this teaches it from the built-in world's oracle plans.
+
+    planner + samples → held-out evaluation (before) → DeepSpeed steps on (prompt, oracle plan) pairs
+    → held-out evaluation (after) → checkpoint (HF directory) + report (sft_report.json) + summary
+
+The learner is the same `Learner` the RL stages use, with `sft_loss` as its objective; prompts come from
+`tracer1.models.prompt`, the one place prompts are built.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from tracer1.engines.hf import HFEngine
+from tracer1.eval import PlanningReport, evaluate_planning, grounding_check
+from tracer1.executors import make_executor
+from tracer1.learner import Learner, sft_loss
+from tracer1.metrics import MetricsLogger
+from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_target
+from tracer1.models.loading import load_planner
+from tracer1.models.prompt import plan_target, prompt_from_sample
+from tracer1.train.assets import load_split, planner_path
+from tracer1.train.report import save_json_atomic, summary_table
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_prompts(bundle, samples, config, desc: str) -> list:
+    return [prompt_from_sample(bundle, s, horizon=config.horizon, history_len=config.rollout.history_len,
+                               max_prompt_tokens=config.model.max_prompt_tokens,
+                               max_image_pixels=config.model.max_image_pixels)
+            for s in tqdm(samples, desc=desc, unit="prompt", leave=False)]
+
+
+def held_out(samples: list, count: int, seed: int) -> list:
+    """A seeded spread of held-out samples (consecutive samples share an episode; a random pick covers more)."""
+    return sorted(random.Random(seed).sample(samples, min(count, len(samples))), key=lambda s: s.sample_id)
+
+
+def evaluate(engine, prompts, samples, config) -> PlanningReport:
+    # Grounded accuracy needs a frozen executor; a VLM one would need its own engine, so it is left to stage 2.
+    grounded = None
+    if config.executor.kind != "vlm":
+        grounded = grounding_check(make_executor(config.executor, env_config=config.env), config.reward)
+    return evaluate_planning(engine, prompts, samples, reward_cfg=config.reward, horizon=config.horizon,
+                             n=config.sft.eval_plans, temperature=config.rollout.temperature,
+                             max_new_tokens=config.rollout.max_new_tokens, seed=config.seed, grounded=grounded)
+
+
+def batches(size: int, count: int, seed: int):
+    """Indices of `size` samples per step, walking seeded permutations epoch after epoch."""
+    rng, order = random.Random(seed), []
+    while True:
+        while len(order) < size:
+            fresh = list(range(count))
+            rng.shuffle(fresh)
+            order += fresh
+        yield order[:size]
+        order = order[size:]
+
+
+def train_sft(config, run_dir: Path) -> int:
+    started = time.time()
+    seed_everything(config.seed)
+    sft = config.sft
+    path = planner_path(config)
+    bundle = load_planner(path, dtype=config.model.dtype, attn_implementation=config.model.attn_implementation,
+                          trust_remote_code=config.model.trust_remote_code)
+    train = load_split(config, "train", config.data.max_samples)
+    evals = held_out(load_split(config, "eval"), sft.eval_samples, config.seed)
+    print(f"tracer1 sft: planner {path} ({sum(p.numel() for p in bundle.model.parameters()) / 1e6:.2f}M params), "
+          f"{len(train)} training samples, {len(evals)} held-out")
+
+    train_prompts = encode_prompts(bundle, build_prompts(bundle, train, config, "prompts (train)"))
+    targets = [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in train]
+    eval_prompts = build_prompts(bundle, evals, config, "prompts (held-out)")
+
+    engine = HFEngine(bundle)
+    before = evaluate(engine, eval_prompts, evals, config)
+    print(f"  before: {before.headline()}")
+
+    policy = load_planner(path, dtype=config.model.dtype, attn_implementation=config.model.attn_implementation,
+                          trust_remote_code=config.model.trust_remote_code).model
+    micro = config.learner.micro_batch_size
+    learner = Learner(policy, config.learner, lr=sft.lr, total_steps=sft.steps, weight_decay=config.algorithm.weight_decay,
+                      warmup_steps=sft.warmup_steps, lr_schedule="cosine", dtype=config.model.dtype,
+                      accumulation=sft.batch_size // micro)
+    with MetricsLogger(run_dir, config.logging, config=config, prefix="sft/") as log:
+        for warning in log.warnings:
+            print(f"  {warning}")
+        draw = batches(sft.batch_size, len(train), config.seed)
+        bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
+        for step in bar:
+            idx = next(draw)
+            micro_batches = [encode_for_training(bundle, [train_prompts[i] for i in idx[j:j + micro]],
+                                                 [targets[i] for i in idx[j:j + micro]])
+                             for j in range(0, len(idx), micro)]
+            metrics = learner.step(micro_batches, sft_loss)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['token_accuracy']:.2f}", refresh=False)
+            if step % config.logging.log_every == 0 or step == sft.steps:
+                log.log(metrics, step)
+
+        engine.update_weights(learner.state_dict())
+        after = evaluate(engine, eval_prompts, evals, config)
+        log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, sft.steps)
+        for i, example in enumerate(after.examples[:config.logging.log_samples]):
+            log.log_text(f"eval/example{i}", f"{example['instruction']}\n\n{example['greedy_plan']}", sft.steps)
+
+    checkpoint = learner.save_pretrained(run_dir / "checkpoints" / "final", extra_files=bundle.save_tokenizer)
+    report = {"stage": "sft", "planner": str(path), "checkpoint": str(checkpoint), "train_samples": len(train),
+              "eval_samples": len(evals), "steps": sft.steps, "batch_size": sft.batch_size,
+              "seconds": round(time.time() - started, 1), "final_loss": metrics["loss"],
+              "before": before.to_dict(), "after": after.to_dict()}
+    report_path = save_json_atomic(run_dir / "sft_report.json", report)
+    print(summary_table("SFT warm start", before, after, {
+        "checkpoint": checkpoint, "report": report_path, "TensorBoard": run_dir / "tensorboard",
+        "config": run_dir / "config.yaml"}, seconds=report["seconds"]))
+    return 0
