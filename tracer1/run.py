@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from tracer1.atomic import save_text_atomic
 from tracer1.config import ConfigError, RunConfig, Stage, dump_config, load_config
 from tracer1.overrides import iter_fields, yaml_scalar
 
@@ -121,20 +121,6 @@ def _keep_previous_config(path: Path, new_text: str) -> None:
     os.replace(path, kept)
     print(f"tracer1: the config of {path.parent} changed since its last start; the previous one is kept "
           f"as {kept.name}", file=sys.stderr)
-
-
-def save_text_atomic(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, then rename: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- stages ---------------------------------------------------------------------------------------------------

@@ -1,12 +1,8 @@
-"""The end of a run: the report saved as JSON (atomically) and the one-screen summary printed."""
+"""The end of a run: the one-screen before → after summary printed."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 # (label, PlanningReport attribute, format) of the rows every before/after summary shows.
 ROWS = (
@@ -18,20 +14,6 @@ ROWS = (
     ("stage-1 reward (sampled)", "reward", "{:+.3f}"),
     ("stage-1 reward (greedy)", "greedy_reward", "{:+.3f}"),
 )
-
-
-def save_json_atomic(path: Path, data: Any) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def summary_table(title: str, before, after, paths: dict[str, Path], seconds: float) -> str:

@@ -27,7 +27,8 @@ from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_
 from tracer1.models.loading import load_planner
 from tracer1.models.prompt import plan_target, prompt_from_sample
 from tracer1.train.assets import load_split, planner_path
-from tracer1.train.report import save_json_atomic, summary_table
+from tracer1.atomic import save_json_atomic
+from tracer1.train.report import summary_table
 
 
 def seed_everything(seed: int) -> None:
