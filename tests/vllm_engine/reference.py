@@ -7,6 +7,8 @@ learner's teacher-forced log-probs (`tracer1.models.inputs.completion_logprobs`)
     python tests/vllm_engine/reference.py logprobs MODEL JOB.json OUT.json
         JOB: {"weights": null | "file.safetensors", "prompts": [text, ...], "completions": [[id, ...], ...]}
         (one prompt per completion) → OUT: {"logprobs": [[float, ...], ...], "prompt_token_ids": [[int, ...]]}
+    python tests/vllm_engine/reference.py hf-generate MODEL JOB.json OUT.json
+        JOB: {"prompts": [text, ...], "sampling": {Sampling's fields}} → OUT: HFEngine's completions, as dicts
 """
 
 from __future__ import annotations
@@ -67,6 +69,18 @@ def logprobs(model_dir: str, job_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(result))
 
 
+def hf_generate(model_dir: str, job_path: str, out_path: str) -> None:
+    from dataclasses import asdict
+
+    from tracer1.engines.base import Prompt, Sampling
+    from tracer1.engines.hf import HFEngine
+
+    job = json.loads(Path(job_path).read_text())
+    sampling = Sampling(**{k: tuple(v) if k == "stop" else v for k, v in job["sampling"].items()})
+    groups = HFEngine(model_dir, dtype="float32").generate([Prompt(text=t) for t in job["prompts"]], sampling)
+    Path(out_path).write_text(json.dumps([[asdict(c) for c in group] for group in groups]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reference.py")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -74,15 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("out")
     b.add_argument("--prompts", type=int, default=8)
     b.add_argument("--seed", type=int, default=0)
-    lp = sub.add_parser("logprobs")
-    lp.add_argument("model")
-    lp.add_argument("job")
-    lp.add_argument("result")
+    for name in ("logprobs", "hf-generate"):
+        p = sub.add_parser(name)
+        p.add_argument("model")
+        p.add_argument("job")
+        p.add_argument("result")
     args = parser.parse_args(argv)
     if args.cmd == "build":
         build(Path(args.out), args.prompts, args.seed)
-    else:
+    elif args.cmd == "logprobs":
         logprobs(args.model, args.job, args.result)
+    else:
+        hf_generate(args.model, args.job, args.result)
     return 0
 
 

@@ -4,9 +4,9 @@
 a vLLM install (the `.venv-vllm` virtualenv on CPU, the regular `vllm` package on GPU).
 """
 
-from tracer1.engines.base import Completion, Prompt, RolloutEngine, Sampling
+from tracer1.engines.base import Completion, Prompt, RolloutEngine, Sampling, completion_text
 
-__all__ = ["Completion", "HFEngine", "Prompt", "RolloutEngine", "Sampling", "VLLMEngine"]
+__all__ = ["Completion", "HFEngine", "Prompt", "RolloutEngine", "Sampling", "VLLMEngine", "completion_text"]
 
 
 def __getattr__(name: str):

@@ -55,6 +55,14 @@ class Completion:
     prompt_token_ids: list[int] = field(default_factory=list)
 
 
+def completion_text(tokenizer: Any, token_ids: Sequence[int], stops: Sequence[str]) -> str:
+    """A completion's text, the same for every engine: its tokens decoded without special tokens, cut just after
+    the first stop string (the token that completes a stop string may carry text past it)."""
+    text = tokenizer.decode(list(token_ids), skip_special_tokens=True)
+    ends = [text.find(s) + len(s) for s in stops if s and s in text]
+    return text[:min(ends)] if ends else text
+
+
 @runtime_checkable
 class RolloutEngine(Protocol):
     """generate → completions; update_weights pushes learner weights; sleep/wake free memory between phases."""

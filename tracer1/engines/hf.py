@@ -29,7 +29,7 @@ from transformers import (
     GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList,
 )
 
-from tracer1.engines.base import Completion, Prompt, Sampling
+from tracer1.engines.base import Completion, Prompt, Sampling, completion_text
 from tracer1.models.inputs import EncodedPrompt, collate, encode_prompts
 from tracer1.models.loading import PlannerBundle, load_planner
 
@@ -157,7 +157,7 @@ class HFEngine:
         for row, e in enumerate(encoded):
             ids, reason = self._cut(generated[row].tolist(), stop.stopped_at[row])
             completions.append(Completion(
-                prompt_index=-1, text=self._text(ids, sampling.stop), token_ids=ids,
+                prompt_index=-1, text=completion_text(self.bundle.tokenizer, ids, sampling.stop), token_ids=ids,
                 logprobs=picked[row, :len(ids)].tolist(), finish_reason=reason,
                 prompt_token_ids=list(e.input_ids)))
         return completions
@@ -172,10 +172,6 @@ class HFEngine:
                 return ids[:position + 1], "stop"
         return ids[:limit], "stop" if stopped_at is not None else "length"
 
-    def _text(self, ids: list[int], stops: Sequence[str]) -> str:
-        text = self.bundle.tokenizer.decode(ids, skip_special_tokens=True)
-        ends = [text.find(s) + len(s) for s in stops if s and s in text]
-        return text[:min(ends)] if ends else text  # the stop token may carry text past the stop string
 
     # -- weights and memory ----------------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tracer1.engines.base import Completion, Prompt, Sampling
+from tracer1.engines.base import Completion, Prompt, Sampling, completion_text
 from tracer1.models.loading import VISION_TOKENS
 
 WORKER_EXTENSION = "tracer1.engines.vllm_worker.WeightLoader"
@@ -312,7 +312,7 @@ class VLLMEngine:
                 logprobs = [float(step[t].logprob) for step, t in zip(c.logprobs, token_ids)]
                 group.append(Completion(
                     prompt_index=index,
-                    text=c.text,
+                    text=completion_text(self.tokenizer, token_ids, sampling.stop),  # as HFEngine decodes
                     token_ids=token_ids,
                     logprobs=logprobs,
                     finish_reason="length" if c.finish_reason == "length" else "stop",
