@@ -91,7 +91,7 @@ class DataConfig(Section):
     eval_path: str | None = Field(
         None, description="held-out samples (Parquet); null = generate from the built-in world with another "
                           "seed")
-    generate_episodes: int = Field(200, ge=1, description="oracle episodes to generate when train_path is null")
+    generate_episodes: int = Field(1000, ge=1, description="oracle episodes to generate when train_path is null")
     eval_episodes: int = Field(50, ge=1, description="oracle episodes to generate when eval_path is null")
     max_samples: int | None = Field(
         None, ge=1, description="use at most this many training samples (quick runs); null = all")
@@ -127,7 +127,9 @@ class RolloutConfig(Section):
         4, ge=1, description="prompts per training step (the batch is prompts_per_step × group_size plans)")
     temperature: float = Field(1.0, ge=0, description="sampling temperature for training rollouts (0 = greedy)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
-    max_new_tokens: int = Field(512, ge=1, description="generation budget per plan (reasoning + steps)")
+    max_new_tokens: int = Field(
+        256, ge=1, description="generation budget per plan (reasoning + steps; the tiny default's 10-step plans "
+                               "take under 100 tokens, a reasoning model wants 1024+)")
     history_len: int = Field(4, ge=0, description="K: executed past actions shown in the prompt")
     eval_temperature: float = Field(0.0, ge=0, description="sampling temperature for evaluation (0 = greedy)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs per engine")
@@ -205,9 +207,9 @@ class AlgorithmConfig(Section):
 
 
 class SFTConfig(Section):
-    steps: int = Field(300, ge=1, description="optimizer steps of the SFT warm start")
+    steps: int = Field(400, ge=1, description="optimizer steps of the SFT warm start")
     lr: float = Field(
-        2e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
+        5e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
                                 "than RL's algorithm.lr)")
     warmup_steps: int = Field(20, ge=0, description="linear warm-up steps, then cosine decay to 0")
     batch_size: int = Field(
