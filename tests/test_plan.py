@@ -1,6 +1,6 @@
 """The plan language: the documented examples, what the parser reports on flawed text, and step equality."""
 
-from tracer1.plan import Step, format_plan, format_step, parse_plan, parse_step, same_step, step_problems
+from tracer1.plan import Step, as_step, format_plan, format_step, parse_plan, parse_step, same_step, step_problems
 
 DESIGN_EXAMPLE = """<think> ... </think>
 <plan>
@@ -143,3 +143,17 @@ def test_same_step_ignores_wording_case_and_small_point_moves():
     assert not same_step(p, a)  # one pointed, one not
     assert same_step(Step("type", text="Paris"), Step("type", text="paris"))
     assert not same_step(Step("scroll", direction="up"), Step("scroll", direction="down"))
+
+
+def test_as_step_reads_a_step_or_says_why_not():
+    problems = []
+    assert as_step('click(target="OK") then more', problems) == Step("click", target="OK")
+    assert problems == ["step: ignored text after the step: 'then more'"]
+    # a point off the grid is clamped with a problem: environments refuse the guess, executors keep it
+    problems = []
+    assert as_step("click(point=(1200, 5))", problems, where="action") is None and problems
+    assert as_step("click(point=(1200, 5))", [], strict=False) == Step("click", point=(1000, 5))
+    problems = []
+    assert as_step(Step("type", target="box"), problems) is None and problems == ["step: type needs text="]
+    assert as_step(42, problems) is None and problems[-1] == "step: a step is a Step or its text, not int"
+    assert as_step("open the menu", problems) is None and "not a step" in problems[-1]

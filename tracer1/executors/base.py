@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from tracer1.envs.base import Element, element_at, parse_a11y_text
-from tracer1.plan import Point, Step, parse_step, step_problems
+from tracer1.plan import Point, Step, as_step
 
 # Actions that act at a place on screen; `click`/`long_press` always need one, `type`/`scroll` only when they
 # name a target (untargeted typing goes to the focused field, untargeted scrolling scrolls the screen).
@@ -126,24 +126,11 @@ class Executor:
 # --- steps ----------------------------------------------------------------------------------------------------
 
 def coerce_step(step, problems: list[str]) -> Step | None:
-    """`step` as a valid `Step` (a `Step` or one step's canonical text), else None with the reasons."""
+    """`step` (a `Step` or one step's text) as a `Step`, kept even when read with problems (they are listed)."""
     if step is None:
         problems.append("no step to execute (the plan had no readable first step)")
         return None
-    if isinstance(step, str):
-        parsed, rest, found = parse_step(step.strip(), where="step")
-        if parsed is not None and rest.strip():
-            found.append(f"step: ignored text after the step: {rest.strip()[:60]!r}")
-        problems.extend(found)
-        return parsed
-    if not isinstance(step, Step):
-        problems.append(f"a step is a Step or its text, not {type(step).__name__}")
-        return None
-    found = step_problems(step)
-    if found:
-        problems.extend(f"step: {p}" for p in found)
-        return None
-    return step
+    return as_step(step, problems, where="step", strict=False)
 
 
 def needs_grounding(step: Step) -> bool:

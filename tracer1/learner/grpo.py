@@ -14,7 +14,8 @@ clip-higher: `clip_high > clip_low` leaves more room to raise unlikely tokens th
     ℓ_t = max(−A_i ρ_t, −A_i clip(ρ_t, 1 − clip_low, 1 + clip_high)) + β · KL_t − c_H · H_t
 
 KL_t is the per-token estimator of KL(π_θ ‖ π_ref) on the sampled token (δ = log π_ref − log π_θ):
-k1 = −δ, k2 = δ²/2, k3 = e^δ − δ − 1 (unbiased, always ≥ 0, GRPO's choice). H_t is the policy's entropy at t.
+k1 = −δ, k2 = δ²/2, k3 = e^δ − δ − 1 (unbiased, always ≥ 0, GRPO's choice). H_t is the policy's entropy at
+t.
 
 Aggregation over tokens (`loss_agg`), with m the completion mask:
 

@@ -30,9 +30,10 @@ from pathlib import Path
 KINDS = ("vl", "text")
 RECIPE = 2  # bump when the corpus, tokenizer or configs change, so old directories are told apart
 MARKER = "tracer1_tiny.json"
-# Qwen2's pre-tokenizer split (contractions, words, punctuation runs, newlines, spaces), except that numbers of up
-# to 4 digits stay whole (with their leading space) where Qwen splits every digit: the 0..1000 boxes of the accessibility text then cost a
-# token per number, not per digit, and prompts are ~25% shorter — on a CPU that is training time.
+# Qwen2's pre-tokenizer split (contractions, words, punctuation runs, newlines, spaces), except that numbers of
+# up to 4 digits stay whole (with their leading space) where Qwen splits every digit: the 0..1000 boxes of the
+# accessibility text then cost a token per number, not per digit, and prompts are ~25% shorter — on a CPU that
+# is training time.
 PRETOKENIZE_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+| ?\p{N}{1,4}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                      r"\s*[\r\n]+|\s+(?!\S)|\s+")
 # Qwen2.5-VL's special tokens, in its order (ids 0..13 here, 151643..151656 there).

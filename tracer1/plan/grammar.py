@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from tracer1.plan.steps import ACTIONS, GRID, ArgValue, Point, Step, field_problems
+from tracer1.plan.steps import ACTIONS, GRID, ArgValue, Point, Step, field_problems, step_problems
 
 MAX_STEPS = 256  # bounds the work on runaway outputs; far above any useful horizon
 _MAX_QUOTE = 60  # characters of a bad line quoted back in a problem
@@ -139,6 +139,28 @@ def parse_step(line: str, where: str = "step") -> tuple[Step | None, str, list[s
     if read is None:
         return None, line, [f"{where}: not a step: {_clip(line)!r}"]
     return read.step, read.rest, [f"{where}: {p}" for p in read.problems]
+
+
+def as_step(value: object, problems: list[str], *, where: str = "step", strict: bool = True) -> Step | None:
+    """`value` — a `Step` or one step's text — as a valid `Step`, else None; what is wrong goes to `problems`.
+
+    Text after the step is reported and ignored. A step read with problems (an argument ignored, a point
+    clamped) is refused when `strict` — an environment must not act on a guess — and kept with its problems
+    otherwise (an executor grounds what it can and says what it dropped). Never raises."""
+    if isinstance(value, str):
+        step, rest, found = parse_step(value.strip(), where=where)
+        problems.extend(found)
+        if step is None:
+            return None
+        if rest.strip():
+            problems.append(f"{where}: ignored text after the step: {_clip(rest.strip())!r}")
+        return None if strict and found else step
+    if not isinstance(value, Step):
+        problems.append(f"{where}: a step is a Step or its text, not {type(value).__name__}")
+        return None
+    found = step_problems(value)
+    problems.extend(f"{where}: {p}" for p in found)
+    return None if found else value
 
 
 @lru_cache(maxsize=1 << 14)  # the G samples of a GRPO group repeat most lines; results are immutable

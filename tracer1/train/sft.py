@@ -10,7 +10,6 @@ The learner is the same `Learner` the RL stages use, with `sft_loss` as its obje
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -93,7 +92,8 @@ def train_sft(config, run_dir: Path) -> int:
     policy = load_planner(path, dtype=config.model.dtype, attn_implementation=config.model.attn_implementation,
                           trust_remote_code=config.model.trust_remote_code).model
     micro = config.learner.micro_batch_size
-    learner = Learner(policy, config.learner, lr=sft.lr, total_steps=sft.steps, weight_decay=config.algorithm.weight_decay,
+    learner = Learner(policy, config.learner, lr=sft.lr, total_steps=sft.steps,
+                      weight_decay=config.algorithm.weight_decay,
                       warmup_steps=sft.warmup_steps, lr_schedule="cosine", dtype=config.model.dtype,
                       accumulation=sft.batch_size // micro)
     with MetricsLogger(run_dir, config.logging, config=config, prefix="sft/") as log:

@@ -35,7 +35,7 @@ from tracer1.envs.builtin.oracle import next_step
 from tracer1.envs.builtin.phone import Phone
 from tracer1.envs.builtin.render import render
 from tracer1.envs.builtin.tasks import FAMILIES, Task, make_task
-from tracer1.plan import Step, parse_step, step_problems
+from tracer1.plan import Step, as_step, step_problems
 
 _TEXT = spaces.Text(max_length=1 << 16, charset=string.printable + "…")
 END_ACTIONS = ("finish", "answer")
@@ -145,7 +145,7 @@ class BuiltinEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         ep = self.episode
         problems: list[str] = []
-        step = action if isinstance(action, Step) else self._parse(action, problems)
+        step = action if isinstance(action, Step) else as_step(str(action), problems, where="action")
         was_over = ep.over
         more, element = ep.step(step)
         problems += more
@@ -199,16 +199,6 @@ class BuiltinEnv(gym.Env):
         if self.episode is None:
             raise RuntimeError("call reset() first")
         return self.episode
-
-    @staticmethod
-    def _parse(text: str, problems: list[str]) -> Step | None:
-        step, rest, found = parse_step(str(text), where="action")
-        if step is None or found:
-            problems.extend(found or [f"could not read a step in {text!r}"])
-            return None
-        if rest.strip():
-            problems.append(f"ignored text after the step: {rest.strip()[:60]!r}")
-        return step
 
     def _observation(self) -> dict:
         ep = self._episode()

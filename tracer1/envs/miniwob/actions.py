@@ -13,8 +13,7 @@ import numpy as np
 
 from tracer1.envs.base import Element, element_at, find_element
 from tracer1.envs.miniwob.dom import TASK_HEIGHT, TASK_WIDTH, TEXT_ID_BASE, DomView
-from tracer1.plan import Step, parse_step, to_pixels
-from tracer1.plan.steps import step_problems
+from tracer1.plan import Step, to_pixels
 
 WAIT_SECONDS = 0.5      # what `wait()` waits
 LONG_PRESS_SECONDS = 0.6
@@ -25,26 +24,6 @@ KEYS = {"enter": "<Enter>", "return": "<Enter>", "tab": "<Tab>", "escape": "<Esc
         "pagedown": "<PageDown>", "home": "<Home>", "end": "<End>", "insert": "<Insert>",
         **{f"f{i}": f"<F{i}>" for i in range(1, 13)}}
 MODIFIERS = {"ctrl": "C-", "control": "C-", "shift": "S-", "alt": "A-", "meta": "M-", "cmd": "M-"}
-
-
-def as_step(action, problems: list[str]) -> Step | None:
-    """The action as a valid `Step` (from a `Step` or its text), or None with the reasons added to `problems`."""
-    if isinstance(action, str):
-        step, rest, found = parse_step(action.strip(), where="action")
-        if step is not None and rest.strip():
-            found.append(f"action: text after the step: {rest.strip()[:60]!r}")
-        if step is None or found:
-            problems.extend(found)
-            return None
-        return step
-    if not isinstance(action, Step):
-        problems.append(f"action {action!r} is not a Step or step text")
-        return None
-    found = step_problems(action)
-    if found:
-        problems.extend(found)
-        return None
-    return action
 
 
 def miniwob_key(key: str) -> str | None:

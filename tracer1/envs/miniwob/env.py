@@ -19,13 +19,13 @@ import numpy as np
 from gymnasium import spaces
 
 from tracer1.envs.base import Element, a11y_text
-from tracer1.envs.miniwob.actions import as_step, resolve
+from tracer1.envs.miniwob.actions import resolve
 from tracer1.envs.miniwob.browser import (
     CHROMEDRIVER, CHROMIUM, BrowserConfig, BrowserState, MiniWoBUnavailable, browser_errors, make_backend,
     miniwob_available, miniwob_tasks,
 )
 from tracer1.envs.miniwob.dom import TASK_HEIGHT, TASK_WIDTH, DomView, dom_view, read_selects
-from tracer1.plan import Step
+from tracer1.plan import Step, as_step
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class MiniWoBEnv(gym.Env):
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         problems: list[str] = []
-        step = as_step(action, problems)
+        step = as_step(action, problems, where="action")
         if self._over:
             problems.append("the episode is over; call reset()")
             return self._observation(), 0.0, True, False, self._info(problems)

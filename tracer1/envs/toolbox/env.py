@@ -34,7 +34,7 @@ from tracer1.envs.base import Element
 from tracer1.envs.toolbox.images import MONTAGE_SIZE
 from tracer1.envs.toolbox.tasks import FAMILIES, Task, make_task
 from tracer1.envs.toolbox.tools import ToolResult, call_tool
-from tracer1.plan import Step, box_from_pixels, parse_step, step_problems, step_signature
+from tracer1.plan import Step, as_step, box_from_pixels, step_signature
 from tracer1.plan.grammar import quote
 from tracer1.rewards.match import gta_answer_match
 
@@ -114,7 +114,7 @@ class ToolboxEnv(gym.Env):
         if self._over:
             problems.append("the episode is over; call reset()")
             return self._observation(), 0.0, True, False, self._info(problems)
-        step = self._as_step(action, problems)
+        step = as_step(action, problems, where="action")
         self._steps += 1
         reward, terminated, result = 0.0, False, None
         if step is None:
@@ -163,22 +163,6 @@ class ToolboxEnv(gym.Env):
     def calls(self) -> list[tuple[Step, str]]:
         """The calls made so far, with their results."""
         return list(self._calls)
-
-    def _as_step(self, action, problems: list[str]) -> Step | None:
-        if isinstance(action, str):
-            step, rest, found = parse_step(action)
-            if step is None or found or rest.strip():
-                problems.extend(found or [f"{action!r} is not one step of the plan language"])
-                return None
-            return step
-        if not isinstance(action, Step):
-            problems.append(f"an action is a Step or its text, not {type(action).__name__}")
-            return None
-        found = step_problems(action)
-        if found:
-            problems.extend(found)
-            return None
-        return action
 
     def _observation(self) -> dict:
         text = tool_outputs_text(self._calls)
