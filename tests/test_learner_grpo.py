@@ -113,6 +113,8 @@ def test_grpo_steps_move_the_tiny_planner_towards_the_better_plan(tmp_path):
                                                            tokenize_target(bundle, bad)])
     adv, _ = group_advantages([[1.0, 0.0]])
     batch["advantages"] = adv[0]
+    batch["loss_denominator"] = torch.tensor(float(batch["completion_mask"].sum()))  # the whole step's tokens
+    assert set(model_inputs(batch)) == {"input_ids", "attention_mask"}  # only what forward() takes
     model = bundle.model.train()
     with torch.no_grad():
         before = (completion_logprobs(model, batch) * batch["completion_mask"]).sum(1)

@@ -126,8 +126,9 @@ def encode_for_training(bundle: PlannerBundle, prompts: Sequence[Prompt | Encode
     return batch
 
 
-# Entries of a training batch that are ours (masks, advantages, reference log-probs), not forward() arguments.
-NON_MODEL_KEYS = frozenset({"completion_mask", "advantages", "old_logprobs", "ref_logprobs"})
+# Entries of a training batch that are ours (masks, advantages, log-probs, the loss denominator of
+# `tracer1.learner.grpo`), not forward() arguments.
+NON_MODEL_KEYS = frozenset({"completion_mask", "advantages", "old_logprobs", "ref_logprobs", "loss_denominator"})
 
 
 def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
