@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from tracer1.config import LearnerConfig
-from tracer1.learner import Learner, deepspeed_config, lr_lambda, masked_mean, sft_loss
+from tracer1.learner import Learner, deepspeed_config, grpo_loss, lr_lambda, masked_mean, sft_loss
 from tracer1.models.inputs import sequence_logprobs
 
 VOCAB = 97
@@ -129,3 +129,17 @@ def test_save_pretrained_round_trips_and_replaces_atomically(tmp_path, zero_stag
     learner.save_pretrained(tmp_path / "policy", extra_files=lambda d: (d / "marker.txt").write_text("x"))
     assert (out / "marker.txt").read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]  # no temp or old dirs left behind
+
+
+def test_unequal_micro_batches_with_a_loss_denominator_give_the_full_batch_gradient():
+    """The RL loop splits whatever survives group filtering into `accumulation` micro-batches of any size;
+    with grpo_loss's `loss_denominator` the accumulated gradient is the full batch's (Adam hides a wrong scale
+    in the weights after one step, so the gradient norm is compared)."""
+    full = batch(3, size=4)
+    full["advantages"] = torch.tensor([1.0, -0.5, 0.25, -0.75])
+    tokens = full["completion_mask"].sum()
+    one = make_learner(accumulation=1).step([{**full, "loss_denominator": tokens}], grpo_loss)
+    parts = [{k: v[rows] for k, v in full.items()} for rows in (slice(0, 3), slice(3, 4))]
+    split = make_learner(accumulation=2).step([{**p, "loss_denominator": tokens / 2} for p in parts], grpo_loss)
+    assert split["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
+    assert one["grad_norm"] > 0

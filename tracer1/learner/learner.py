@@ -1,9 +1,10 @@
 """The learner: one DeepSpeed engine around the policy, the same code for SFT and for the RL stages.
 
 `Learner` is a plain class (tests use it without Ray; the Ray `Learner` actor of the training loop is a thin shell
-around it). A step takes a list of micro-batches — `learner.micro_batch_size` sequences each — runs forward and
-backward on each and lets DeepSpeed accumulate them into one optimizer step, so the effective batch is whatever
-the caller hands over, not a config constant. The objective is a function `(logits, micro_batch) → (loss,
+around it). A step takes a list of exactly `accumulation` micro-batches, runs forward and backward on each and
+lets DeepSpeed accumulate them into one optimizer step. Their sizes need not be equal nor
+`learner.micro_batch_size`: the RL loop splits however many plans survive group filtering into that many
+micro-batches, and `grpo_loss`'s `loss_denominator` keeps the sum exact. The objective is a function `(logits, micro_batch) → (loss,
 metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2.
 """
 
