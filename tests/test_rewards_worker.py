@@ -1,0 +1,56 @@
+"""RewardWorker: the same rewards as the reward functions, in order; a hung, raising or dying item scores the
+failure value with its reason and the items after it are still scored."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracer1.config import RewardConfig
+from tracer1.plan import Step
+from tracer1.rewards import GroundingLabel, grounded_reward, score_plan
+from tracer1.rewards.worker import RewardItem, RewardWorker
+
+REFERENCE = (Step("click", target="Wi-Fi"), Step("finish", status="success"))
+PERFECT = '<plan>\n1. click(target="Wi-Fi")\n2. finish(status="success")\n</plan>'
+
+
+def test_stage_1_scores_match_the_reward_function_in_order():
+    cfg = RewardConfig()
+    items = [RewardItem("perfect", PERFECT, REFERENCE), RewardItem("junk", "no plan at all", REFERENCE),
+             RewardItem("half", '<plan>\n1. click(target="Wi-Fi")\n</plan>', REFERENCE)]
+    with RewardWorker(cfg, horizon=10, stage=1) as worker:
+        scored = worker.score(items)
+    assert [s.key for s in scored] == ["perfect", "junk", "half"]
+    assert [s.reward for s in scored] == [score_plan(i.plan, REFERENCE, cfg, 10).reward for i in items]
+    assert scored[0].reward == pytest.approx(1.0) and scored[1].reward == -1.0  # perfect; unparseable
+    assert all(s.error is None for s in scored) and worker.timeouts == 0
+
+
+def test_stage_2_scores_the_executed_step_against_the_label():
+    cfg = RewardConfig()
+    label = GroundingLabel(action="click", box=(0, 100, 1000, 200))
+    items = [RewardItem("in box", PERFECT, label=label, executed=Step("click", point=(500, 150))),
+             RewardItem("outside", PERFECT, label=label, executed=Step("click", point=(500, 900))),
+             RewardItem("no label", PERFECT, executed=Step("click", point=(500, 150)))]
+    with RewardWorker(cfg, horizon=10, stage=2) as worker:
+        scored = worker.score(items)
+    assert [s.reward for s in scored[:2]] == [1.0, 0.0]
+    assert scored[0].reward == grounded_reward(PERFECT, items[0].executed, label, cfg)
+    assert scored[2].reward == cfg.failure_value and "needs a grounding label" in scored[2].error
+
+
+def test_hung_raising_and_dying_items_fail_alone():
+    cfg = RewardConfig(deadline_s=1.0, failure_value=-0.5)
+    plans = ["ab", "HANG", "abc", "BOOM", "abcd", "DIE", "abcde"]
+    with RewardWorker(cfg, horizon=10, stage=1, scorer="reward_scorers:misbehaving") as worker:
+        scored = worker.score([RewardItem(f"plan {i}", p) for i, p in enumerate(plans)])
+    assert [s.reward for s in scored] == [2.0, -0.5, 3.0, -0.5, 4.0, -0.5, 5.0]
+    assert "1 s deadline" in scored[1].error
+    assert scored[3].error.startswith("ZeroDivisionError: division by zero (at ")
+    assert scored[5].error == "the scoring process died"
+    assert worker.timeouts == 1 and worker.restarts == 2  # after the hang and after the death
+
+
+def test_a_bad_stage_is_refused():
+    with pytest.raises(ValueError, match="stage must be 1 or 2"):
+        RewardWorker(RewardConfig(), horizon=10, stage=3)
