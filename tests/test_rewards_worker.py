@@ -54,3 +54,10 @@ def test_hung_raising_and_dying_items_fail_alone():
 def test_a_bad_stage_is_refused():
     with pytest.raises(ValueError, match="stage must be 1 or 2"):
         RewardWorker(RewardConfig(), horizon=10, stage=3)
+
+
+def test_a_scorer_that_cannot_load_is_named():
+    worker = RewardWorker(RewardConfig(), horizon=10, stage=1, scorer="no_such_module:score")
+    with pytest.raises(RuntimeError, match="'no_such_module:score' did not start"):
+        worker.score([RewardItem("a", PERFECT, REFERENCE)])
+    worker.close()
