@@ -6,7 +6,23 @@ a vLLM install (the `.venv-vllm` virtualenv on CPU, the regular `vllm` package o
 
 from tracer1.engines.base import Completion, Prompt, RolloutEngine, Sampling, completion_text
 
-__all__ = ["Completion", "HFEngine", "Prompt", "RolloutEngine", "Sampling", "VLLMEngine", "completion_text"]
+__all__ = ["Completion", "HFEngine", "Prompt", "RolloutEngine", "Sampling", "VLLMEngine", "completion_text",
+           "make_engine"]
+
+
+def make_engine(model_dir, model_cfg, rollout_cfg, *, seed: int = 0) -> RolloutEngine:
+    """The engine `rollout.engine` names, serving the planner at `model_dir` as `model` configures it."""
+    if rollout_cfg.engine == "hf":
+        from tracer1.engines.hf import HFEngine  # noqa: PLC0415
+
+        return HFEngine(model_dir, dtype=model_cfg.dtype, attn_implementation=model_cfg.attn_implementation,
+                        trust_remote_code=model_cfg.trust_remote_code)
+    from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415
+
+    return VLLMEngine(model_dir, dtype=model_cfg.dtype, seed=seed,
+                      gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
+                      tensor_parallel_size=rollout_cfg.tensor_parallel_size,
+                      trust_remote_code=model_cfg.trust_remote_code)
 
 
 def __getattr__(name: str):

@@ -108,8 +108,10 @@ def check_model_dir(path: str | Path) -> Path | str:
 
 
 def load_planner(path: str | Path, *, dtype: str = "float32", device: str = "cpu", attn_implementation: str = "sdpa",
-                 trust_remote_code: bool = False) -> PlannerBundle:
-    """Load the planner at `path` (see the module docstring) in `dtype` on `device`, in eval mode."""
+                 trust_remote_code: bool = False, load_model: bool = True) -> PlannerBundle:
+    """Load the planner at `path` (see the module docstring) in `dtype` on `device`, in eval mode.
+    `load_model=False` loads everything but the weights (`model` is None): what a process that builds prompts
+    for an engine holding the model elsewhere (vLLM) needs."""
     from transformers import AutoConfig
 
     where = check_model_dir(path)
@@ -123,11 +125,23 @@ def load_planner(path: str | Path, *, dtype: str = "float32", device: str = "cpu
         raise ValueError(f"cannot read the model config at {path}: {exc}\nExpected a transformers model "
                          "(Qwen2.5-VL / Qwen3-VL style image-text-to-text, or a causal LM)") from None
     is_vision = getattr(config, "vision_config", None) is not None
+    tokenizer, processor = _load_tokenizer(where, is_vision, common)
+    if not load_model:
+        return _bundle(None, tokenizer, processor, is_vision, str(path), config=config,
+                       generation_config=_generation_config(where, common))
     with quiet_progress():
         model = _load_model(where, config, is_vision, dtype, attn_implementation, common)
     model.to(device).eval()
-    tokenizer, processor = _load_tokenizer(where, is_vision, common)
     return _bundle(model, tokenizer, processor, is_vision, str(path))
+
+
+def _generation_config(where, common: dict):
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(where, **common)
+    except OSError:  # no generation_config.json: the tokenizer's EOS is all there is
+        return None
 
 
 def _load_model(where, config, is_vision: bool, dtype: str, attn_implementation: str, common: dict):
@@ -157,9 +171,10 @@ def _load_tokenizer(where, is_vision: bool, common: dict):
     return processor.tokenizer, processor
 
 
-def _bundle(model, tokenizer, processor, is_vision: bool, path: str) -> PlannerBundle:
+def _bundle(model, tokenizer, processor, is_vision: bool, path: str, *, config=None,
+            generation_config=None) -> PlannerBundle:
     vocab = tokenizer.get_vocab()  # not convert_tokens_to_ids: it maps unknown tokens to unk (Qwen: an EOS)
-    gen = getattr(model, "generation_config", None)
+    gen = getattr(model, "generation_config", None) if model is not None else generation_config
     eos = [tokenizer.eos_token_id]
     gen_eos = getattr(gen, "eos_token_id", None)
     eos += gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]
@@ -170,12 +185,15 @@ def _bundle(model, tokenizer, processor, is_vision: bool, path: str) -> PlannerB
     if pad is None:
         pad = getattr(gen, "pad_token_id", None)
     pad = int(pad) if pad is not None else eos_ids[-1]
-    config = model.config
+    config = model.config if model is not None else config
     banned = {vocab[t] for t in VISION_TOKENS if t in vocab}
     for name in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
         if is_vision and getattr(config, name, None) is not None:
             banned.add(int(getattr(config, name)))
-    rows = model.get_output_embeddings().weight.shape[0]
+    if model is not None:
+        rows = model.get_output_embeddings().weight.shape[0]
+    else:  # the output embedding's rows, as the config declares them (VL models: in the text config)
+        rows = getattr(getattr(config, "text_config", None), "vocab_size", None) or config.vocab_size
     banned.update(range(len(tokenizer), rows))  # embedding rows beyond the tokenizer decode to nothing
     banned -= set(eos_ids)
     return PlannerBundle(
