@@ -30,6 +30,7 @@ class MetricsLogger:
 
     def __init__(self, run_dir: str | Path, logging_cfg, *, config: Any = None, prefix: str = ""):
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
         self.warnings: list[str] = []
         self._jsonl = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if logging_cfg.jsonl_metrics \

@@ -13,7 +13,6 @@ would then compare different sequences).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,7 +78,7 @@ def collate(bundle: PlannerBundle, sequences: Sequence[Sequence[int]], encoded: 
         if with_images:
             batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])
             batch["image_grid_thw"] = torch.cat([e.image_grid_thw for e in with_images])
-        if _takes_mm_token_types(bundle.model):
+        if bundle.mm_token_types:
             # transformers >= 5 places Qwen-VL's 3-D rope positions by these types (0 text, 1 image, 2 video);
             # without them it silently falls back to text positions for the image tokens.
             types = torch.zeros_like(ids)
@@ -89,10 +88,6 @@ def collate(bundle: PlannerBundle, sequences: Sequence[Sequence[int]], encoded: 
                 types[ids == bundle.video_token_id] = 2
             batch["mm_token_type_ids"] = types
     return batch
-
-
-def _takes_mm_token_types(model: Any) -> bool:
-    return "mm_token_type_ids" in inspect.signature(model.forward).parameters
 
 
 def tokenize_target(bundle: PlannerBundle, text: str, *, end_turn: bool = True) -> list[int]:

@@ -11,6 +11,7 @@ safetensors only (pickled .bin files can run code when loaded).
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ class PlannerBundle:
     pad_token_id: int
     image_token_id: int | None = None
     video_token_id: int | None = None
+    mm_token_types: bool = False            # forward() takes mm_token_type_ids (Qwen-VL on transformers >= 5)
 
     @property
     def end_of_turn_id(self) -> int:
@@ -159,6 +161,13 @@ def _load_model(where, config, is_vision: bool, dtype: str, attn_implementation:
                          f"knows; tracer1 loads Qwen2.5-VL / Qwen3-VL style or causal-LM checkpoints") from None
 
 
+def _model_class(config, is_vision: bool):
+    """The class transformers' auto mapping would instantiate for `config` (without building the model)."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    return (AutoModelForImageTextToText if is_vision else AutoModelForCausalLM)._model_mapping[type(config)]
+
+
 def _load_tokenizer(where, is_vision: bool, common: dict):
     from transformers import AutoProcessor, AutoTokenizer
 
@@ -196,7 +205,9 @@ def _bundle(model, tokenizer, processor, is_vision: bool, path: str, *, config=N
         rows = getattr(getattr(config, "text_config", None), "vocab_size", None) or config.vocab_size
     banned.update(range(len(tokenizer), rows))  # embedding rows beyond the tokenizer decode to nothing
     banned -= set(eos_ids)
+    forward = (model if model is not None else _model_class(config, is_vision)).forward
     return PlannerBundle(
+        mm_token_types="mm_token_type_ids" in inspect.signature(forward).parameters,
         model=model, tokenizer=tokenizer, processor=processor, is_vision=is_vision, path=path,
         eos_token_ids=eos_ids, banned_token_ids=tuple(sorted(banned)), pad_token_id=pad,
         image_token_id=getattr(config, "image_token_id", None) if is_vision else None,
