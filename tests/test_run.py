@@ -12,7 +12,7 @@ import pytest
 
 from tracer1.config import RunConfig, Stage, load_config
 from tracer1.overrides import iter_fields
-from tracer1.run import EXIT_BAD_CONFIG, EXIT_NOT_BUILT, TRAINERS, main, prepare_run_dir
+from tracer1.run import EXIT_BAD_CONFIG, TRAINERS, main, prepare_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,24 +71,33 @@ def test_the_real_command_line_exits_2_on_a_bad_stage(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_run_saves_its_resolved_config_and_says_the_trainer_is_not_built(tmp_path, capsys):
+@pytest.fixture
+def stub_trainers(monkeypatch):
+    """Every stage's trainer replaced by one that records (config, run_dir) and succeeds."""
+    seen = []
+    for stage in list(TRAINERS):
+        monkeypatch.setitem(TRAINERS, stage, lambda config, run_dir: seen.append((config, run_dir)) or 0)
+    return seen
+
+
+def test_a_run_saves_its_resolved_config_before_training(tmp_path, stub_trainers):
     out = tmp_path / "runs"
-    assert main([f"logging.out_dir={out}", "horizon=4"]) == EXIT_NOT_BUILT
+    assert main([f"logging.out_dir={out}", "horizon=4"]) == 0
     [run_dir] = run_dirs(out)
     assert re.fullmatch(r"stage1-\d{8}-\d{6}", run_dir.name)
     saved = load_config([], [run_dir / "config.yaml"])
     assert saved == load_config([f"logging.out_dir={out}", "horizon=4", f"run_name={run_dir.name}"], [])
     assert [p.name for p in run_dir.iterdir()] == ["config.yaml"]  # no temp file left behind
-    err = capsys.readouterr().err
-    assert "stage 1 (trajectory alignment) was requested, but its trainer is not built yet" in err
-    assert str(run_dir / "config.yaml") in err
+    [(config, where)] = stub_trainers
+    assert where == run_dir and config == saved
 
 
-def test_every_stage_dispatches_and_sft_is_named(tmp_path, capsys):
+def test_every_stage_has_a_trainer_and_names_its_runs(tmp_path, stub_trainers):
     assert set(TRAINERS) == set(get_args(Stage))
-    assert main([f"logging.out_dir={tmp_path}", "stage=2"]) == EXIT_NOT_BUILT
-    assert "stage 2" in capsys.readouterr().err
-    assert run_dirs(tmp_path)[0].name.startswith("stage2-")
+    for stage, prefix in (("sft", "sft-"), ("1", "stage1-"), ("2", "stage2-")):
+        assert main([f"logging.out_dir={tmp_path / stage}", f"stage={stage}"]) == 0
+        assert run_dirs(tmp_path / stage)[0].name.startswith(prefix)
+    assert [c.stage for c, _ in stub_trainers] == ["sft", 1, 2]
 
 
 def test_a_trainer_plugs_into_the_dispatch_table(tmp_path, monkeypatch):
@@ -117,10 +126,10 @@ def test_derived_names_started_in_the_same_second_do_not_collide(tmp_path):
     assert names == ["stage1-20261124-224501", "stage1-20261124-224501-2"]
 
 
-def test_resuming_a_named_run_reuses_its_directory_and_keeps_a_changed_config(tmp_path, capsys):
+def test_resuming_a_named_run_reuses_its_directory_and_keeps_a_changed_config(tmp_path, capsys, stub_trainers):
     args = [f"logging.out_dir={tmp_path}", "run_name=exp"]
-    assert main(args + ["horizon=5"]) == EXIT_NOT_BUILT
-    assert main(args + ["horizon=6"]) == EXIT_NOT_BUILT  # checkpoint.resume=auto by default
+    assert main(args + ["horizon=5"]) == 0
+    assert main(args + ["horizon=6"]) == 0  # checkpoint.resume=auto by default
     assert [p.name for p in run_dirs(tmp_path)] == ["exp"]
     assert load_config([], [tmp_path / "exp" / "config.yaml"]).horizon == 6
     assert load_config([], [tmp_path / "exp" / "config.1.yaml"]).horizon == 5

@@ -18,15 +18,8 @@ from tracer1.overrides import iter_fields, yaml_scalar
 
 EXIT_OK = 0
 EXIT_BAD_CONFIG = 2
-EXIT_NOT_BUILT = 3
 
 USAGE = "usage: python -m tracer1.run [--config FILE] [key.sub=value ...] [--print-config] [--help]"
-
-STAGE_TITLES: dict[Stage, str] = {
-    "sft": "the SFT warm-start (stage 'sft')",
-    1: "stage 1 (trajectory alignment)",
-    2: "stage 2 (grounded fine-tuning)",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,23 +118,23 @@ def _keep_previous_config(path: Path, new_text: str) -> None:
 
 # --- stages ---------------------------------------------------------------------------------------------------
 
-def _trainer_not_built(config: RunConfig, run_dir: Path) -> int:
-    print(f"tracer1: {STAGE_TITLES[config.stage]} was requested, but its trainer is not built yet.\n"
-          f"The resolved config is saved at {run_dir / 'config.yaml'}.", file=sys.stderr)
-    return EXIT_NOT_BUILT
-
-
 def _train_sft(config: RunConfig, run_dir: Path) -> int:
     from tracer1.train.sft import train_sft  # noqa: PLC0415 — torch/DeepSpeed load only when training
 
     return train_sft(config, run_dir)
 
 
+def _train_rl(config: RunConfig, run_dir: Path) -> int:
+    from tracer1.train.rl import train_rl  # noqa: PLC0415 — Ray, torch and DeepSpeed load only when training
+
+    return train_rl(config, run_dir)
+
+
 # Each stage's entry point: (resolved config, run directory) -> exit code. The training loops plug in here.
 TRAINERS: dict[Stage, Callable[[RunConfig, Path], int]] = {
     "sft": _train_sft,
-    1: _trainer_not_built,
-    2: _trainer_not_built,
+    1: _train_rl,
+    2: _train_rl,
 }
 
 
@@ -159,7 +152,7 @@ options:
   --print-config   print the resolved config as YAML (loadable with --config) and exit
   -h, --help       show this help and exit
 
-exit codes: 0 done, 2 bad config or arguments, 3 the requested stage's trainer is not built yet
+exit codes: 0 done, 2 bad config or arguments, 1 the run failed (the error says where)
 
 settings (path: type = default  (bounds), then what it means):"""
 

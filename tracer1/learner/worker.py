@@ -1,0 +1,70 @@
+"""`LearnerWorker`: one learner rank of the RL stages — the policy in a DeepSpeed `Learner`, a frozen reference
+policy for the KL term, and the GRPO update (the plain class inside each Ray learner actor).
+
+A step takes the micro-batches of `tracer1.train.batch.training_batches`, adds the reference policy's log-probs
+(when `algorithm.kl_coef` > 0) and, for several epochs per batch, the log-probs before the first update as
+`old_logprobs`; with one epoch the update is on-policy and the ratio is exactly 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from tracer1.learner.grpo import grpo_objective
+from tracer1.learner.learner import Learner
+from tracer1.models.inputs import model_inputs, sequence_logprobs
+from tracer1.models.loading import load_planner
+
+
+class LearnerWorker:
+    def __init__(self, model_dir: str | Path, config, *, rank: int = 0, world_size: int = 1,
+                 master_addr: str = "127.0.0.1", master_port: int | None = None):
+        self.config, self.model_dir = config, str(model_dir)
+        algorithm = config.algorithm
+        torch.manual_seed(config.seed + rank)
+        load = {"dtype": config.model.dtype, "attn_implementation": config.model.attn_implementation,
+                "trust_remote_code": config.model.trust_remote_code}
+        self.bundle = load_planner(model_dir, **load)
+        self.reference = load_planner(model_dir, **load).model.eval() if algorithm.kl_coef > 0 else None
+        if self.reference is not None:
+            self.reference.requires_grad_(False)
+        self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr, total_steps=algorithm.total_steps,
+                               weight_decay=algorithm.weight_decay, warmup_steps=algorithm.warmup_steps,
+                               lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
+                               world_size=world_size, master_addr=master_addr, master_port=master_port)
+        self.objective = grpo_objective(algorithm, temperature=config.rollout.temperature or 1.0)
+
+    def accumulation_steps(self) -> int:
+        """Micro-batches per optimizer step (what `training_batches` must produce)."""
+        return self.learner.accumulation
+
+    @torch.no_grad()
+    def _reference_logprobs(self, micro_batches: Sequence[dict]) -> list[torch.Tensor]:
+        device = next(self.reference.parameters()).device
+        return [sequence_logprobs(self.reference(**model_inputs(m, device)).logits, m["input_ids"].to(device)).cpu()
+                for m in micro_batches]
+
+    def step(self, micro_batches: Sequence[dict]) -> dict[str, float]:
+        """One GRPO update (`algorithm.epochs_per_batch` optimizer steps over the same micro-batches)."""
+        batches = [dict(m) for m in micro_batches]
+        if self.reference is not None:
+            for m, ref in zip(batches, self._reference_logprobs(batches)):
+                m["ref_logprobs"] = ref
+        epochs = self.config.algorithm.epochs_per_batch
+        if epochs > 1:
+            for m, old in zip(batches, self.learner.logprobs(batches)):
+                m["old_logprobs"] = old
+        metrics: dict[str, float] = {}
+        for _ in range(epochs):
+            metrics = self.learner.step(batches, self.objective)
+        return metrics
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.learner.state_dict()
+
+    def save(self, directory: str | Path) -> str:
+        """The policy as an HF directory (weights + tokenizer/processor), written atomically."""
+        return str(self.learner.save_pretrained(directory, extra_files=self.bundle.save_tokenizer))
