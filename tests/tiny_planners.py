@@ -50,39 +50,37 @@ def samples():
 
 
 @contextmanager
+def logit_hook(model, bias):
+    """Run `bias(logits) -> logits` on the output layer's result while the block runs."""
+    handle = model.get_output_embeddings().register_forward_hook(lambda module, args, output: bias(output.clone()))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def scripted(model, scripts):
     """Make row r of every generate() call emit `scripts[r][k]` at step k (a +1e4 logit bias on the output
     layer), then whatever the random model likes. Lets tests drive stop strings and EOS deterministically."""
     calls = [0]
 
-    def bias(module, args, output):
+    def bias(output):
         step = calls[0]
         calls[0] += 1
-        output = output.clone()
         for row, script in enumerate(scripts):
             if step < len(script):
                 output[row, -1, script[step]] += 1e4
         return output
 
-    handle = model.get_output_embeddings().register_forward_hook(bias)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return logit_hook(model, bias)
 
 
-@contextmanager
 def biased(model, token_ids, amount):
     """Add `amount` to the logits of `token_ids` at every position (the model "wants" them)."""
     ids = list(token_ids)
 
-    def bias(module, args, output):
-        output = output.clone()
+    def bias(output):
         output[..., ids] += amount
         return output
 
-    handle = model.get_output_embeddings().register_forward_hook(bias)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return logit_hook(model, bias)
