@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import ray
@@ -90,6 +91,21 @@ def wait_until_placed(actors: list, config) -> None:
     ray.get(ready)  # an actor whose constructor failed raises here, with its traceback
 
 
+@contextmanager
+def ray_session(config):
+    """Ray for one stage: yields a list to register actors in; on the way out (finished or failed) they are
+    killed — a next stage in this process needs their resources — and a Ray this stage started is shut down."""
+    started = connect_ray(config)
+    actors: list = []
+    try:
+        yield actors
+    finally:
+        for a in actors:
+            ray.kill(a)
+        if started:
+            ray.shutdown()
+
+
 def actor(cls, resources, config):
     return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=config.cluster.max_restarts,
                       max_task_retries=config.cluster.max_task_retries)(cls)
@@ -117,19 +133,19 @@ def train_rl(config, run_dir: Path) -> int:
     before = evaluate(engine, eval_prompts, evals, config)
     print(f"  before: {before.headline()}")
 
-    started_ray = connect_ray(config)
-    rollouts = [actor(RolloutWorker, cl.rollout, config).remote(str(planner), config)
-                for _ in range(config.rollout.num_workers)]
-    scorers = [actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon, stage=stage)
-               for _ in range(config.reward.num_actors)]
-    executors = ([actor(ExecutorWorker, cl.executor, config).remote(config.executor, config.env)
-                  for _ in range(config.executor.num_actors)] if stage == 2 else [])
-    learner = actor(LearnerWorker, cl.learner, config).remote(str(planner), config)
-    actors = [*rollouts, *scorers, *executors, learner]
-    wait_until_placed(actors, config)
-    accumulation = ray.get(learner.accumulation_steps.remote())
+    with ray_session(config) as actors, MetricsLogger(run_dir, config.logging, config=config,
+                                                      prefix=f"stage{stage}/") as log:
+        rollouts = [actor(RolloutWorker, cl.rollout, config).remote(str(planner), config)
+                    for _ in range(config.rollout.num_workers)]
+        scorers = [actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon, stage=stage)
+                   for _ in range(config.reward.num_actors)]
+        executors = ([actor(ExecutorWorker, cl.executor, config).remote(config.executor, config.env)
+                      for _ in range(config.executor.num_actors)] if stage == 2 else [])
+        learner = actor(LearnerWorker, cl.learner, config).remote(str(planner), config)
+        actors += [*rollouts, *scorers, *executors, learner]
+        wait_until_placed(actors, config)
+        accumulation = ray.get(learner.accumulation_steps.remote())
 
-    with MetricsLogger(run_dir, config.logging, config=config, prefix=f"stage{stage}/") as log:
         draw = batches(config.rollout.prompts_per_step, len(train), config.seed)
         bar = tqdm(range(1, alg.total_steps + 1), desc=f"stage {stage}", unit="step")
         for step in bar:
@@ -166,12 +182,8 @@ def train_rl(config, run_dir: Path) -> int:
         engine.update_weights(ray.get(learner.state_dict.remote()))
         after = evaluate(engine, eval_prompts, evals, config)
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
+        checkpoint = Path(ray.get(learner.save.remote(str(run_dir / "checkpoints" / "final"))))
 
-    checkpoint = Path(ray.get(learner.save.remote(str(run_dir / "checkpoints" / "final"))))
-    for a in actors:  # free their resources now: a next stage in this process needs them
-        ray.kill(a)
-    if started_ray:
-        ray.shutdown()
     report = {"stage": stage, "planner": str(planner), "checkpoint": str(checkpoint), "steps": alg.total_steps,
               "seconds": round(time.time() - started, 1), "before": before.to_dict(), "after": after.to_dict()}
     report_path = save_json_atomic(run_dir / f"stage{stage}_report.json", report)
