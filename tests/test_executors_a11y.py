@@ -5,6 +5,7 @@ import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from dom_nodes import dom_node
 
 from tracer1.config import RewardConfig
 from tracer1.envs.base import Element, element_at, find_element
@@ -178,29 +179,21 @@ def test_clickable_point_avoids_smaller_elements_covering_the_centre():
 
 # --- MiniWoB++ DOM, built without a browser ----------------------------------------------------------------------
 
-def _node(ref, tag, left, top, width, height, text=None, children=(), **extra):
-    raw = {"ref": ref, "tag": tag, "left": left, "top": top, "width": width, "height": height,
-           "children": list(children), **extra}
-    if text is not None:
-        raw["text"] = text
-    return raw
-
-
 @pytest.fixture
 def miniwob_view():
     from miniwob.dom import DOMElement
 
     from tracer1.envs.miniwob.dom import dom_view
 
-    root = DOMElement(_node(1, "BODY", 0, 0, 780, 210, children=[_node(2, "DIV", 0, 0, 160, 210, children=[
-        _node(3, "DIV", 2, 2, 156, 40, text="Select USa and click Submit."),
-        _node(4, "INPUT_checkbox", 6, 55, 20, 13, text="", value=False),
-        _node(-2, "t", 29, 59, 19, 11, text="USa"),
-        _node(5, "INPUT_checkbox", 6, 75, 20, 13, text="", value=False),
-        _node(-3, "t", 29, 79, 19, 11, text="kQ"),
-        _node(6, "INPUT_text", 8, 100, 80, 20, text="", value=""),
-        _node(7, "A", 10, 125, 40, 12, text="Home", classes="alink"),
-        _node(8, "BUTTON", 50, 150, 60, 25, text="Submit"),
+    root = DOMElement(dom_node(1, "BODY", 0, 0, 780, 210, children=[dom_node(2, "DIV", 0, 0, 160, 210, children=[
+        dom_node(3, "DIV", 2, 2, 156, 40, text="Select USa and click Submit."),
+        dom_node(4, "INPUT_checkbox", 6, 55, 20, 13, text="", value=False),
+        dom_node(-2, "t", 29, 59, 19, 11, text="USa"),
+        dom_node(5, "INPUT_checkbox", 6, 75, 20, 13, text="", value=False),
+        dom_node(-3, "t", 29, 79, 19, 11, text="kQ"),
+        dom_node(6, "INPUT_text", 8, 100, 80, 20, text="", value=""),
+        dom_node(7, "A", 10, 125, 40, 12, text="Home", classes="alink"),
+        dom_node(8, "BUTTON", 50, 150, 60, 25, text="Submit"),
     ])]))
     return dom_view(root, 160, 210)
 

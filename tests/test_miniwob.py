@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from dom_nodes import dom_node
 
 from tracer1.envs.miniwob import (
     SOLVERS, TEXT_ID_BASE, MiniWoBEnv, dom_view, episode_samples, main, miniwob_available, run_solver_episode,
@@ -60,12 +61,7 @@ def test_keys_map_to_miniwob_syntax():
 def test_dom_becomes_elements_on_the_grid():
     from miniwob.dom import DOMElement
 
-    def node(ref, tag, left, top, width, height, text=None, children=(), **extra):
-        raw = {"ref": ref, "tag": tag, "left": left, "top": top, "width": width, "height": height,
-               "children": list(children), **extra}
-        if text is not None:
-            raw["text"] = text
-        return raw
+    node = dom_node
 
     close = node(5, "BUTTON", 94, 80, 20, 20, children=[node(6, "SPAN", 96, 82, 16, 16, text=""),
                                                         node(-1, "t", -4908, 84, 26, 11, text="Close")])
