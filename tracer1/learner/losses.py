@@ -10,13 +10,13 @@ from collections.abc import Mapping
 
 import torch
 
+from tracer1.learner.grpo import aggregate
 from tracer1.models.inputs import sequence_logprobs
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `values` where `mask` is 1 (token-mean over the whole batch); 0 when the mask is empty."""
-    mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+    return aggregate(values, mask, "token-mean")
 
 
 def sft_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -14,6 +14,7 @@ Not yet here: periodic checkpoints and resume, actor-failure retries, several le
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -29,7 +30,6 @@ from tracer1.engines.hf import HFEngine
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
-from tracer1.models.loading import load_planner
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.train.assets import cache_dir, cached, load_split
@@ -46,7 +46,6 @@ def start_planner(config) -> Path:
         return Path(config.checkpoint.init_from)
     from tracer1.config import dump_config  # noqa: PLC0415
     from tracer1.train.sft import train_sft  # noqa: PLC0415
-    import hashlib  # noqa: PLC0415
 
     warm = config.model_copy(update={"stage": "sft"}, deep=True)
     key = hashlib.sha256("\n".join(line for line in dump_config(warm).splitlines()
@@ -125,10 +124,10 @@ def train_rl(config, run_dir: Path) -> int:
     planner = start_planner(config)
     train = load_split(config, "train", config.data.max_samples)
     evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
-    bundle = load_planner(planner, trust_remote_code=config.model.trust_remote_code, load_model=False)
     print(f"tracer1 stage {stage}: planner {planner}, {len(train)} training samples, {len(evals)} held-out")
 
     engine = HFEngine(planner, dtype=config.model.dtype)  # the driver's evaluation engine
+    bundle = engine.bundle  # its tokenizer/processor also encode the learner's batches
     eval_prompts = build_prompts(engine.bundle, evals, config, "prompts (held-out)")
     before = evaluate(engine, eval_prompts, evals, config)
     print(f"  before: {before.headline()}")
