@@ -61,8 +61,10 @@ test: $(STAMP) $(VLLM_STAMP) system-deps
 	$(PY) -m pytest -q
 	$(VLLM_PY) -m pytest -q tests/vllm_engine
 
-# Reserved for the single-node Ray end-to-end run; until the training loop lands it runs the suite.
-test-local: test
+# Stages 1 and 2 end to end as Ray jobs on a single-node Ray it starts (127.0.0.1) and always stops: `ray start
+# --head`, `ray job submit` of a short stage 1 and of a stage 2 from its checkpoint, their outputs checked.
+test-local: $(STAMP) system-deps
+	VENV=$(VENV) bash scripts/test_local.sh
 
 bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) bench/rewards_throughput.py
