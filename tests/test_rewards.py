@@ -11,7 +11,8 @@ from plan_strategies import plans
 from tracer1.config import RewardConfig
 from tracer1.plan import Step, format_plan, same_step
 from tracer1.rewards import (
-    GroundingLabel, grounded_reward, repeat_flags, score_plan, step_similarity, trajectory_reward,
+    GroundingLabel, LiveFeedback, grounded_reward, live_reward, repeat_flags, score_plan, step_similarity,
+    trajectory_reward,
 )
 
 CFG = RewardConfig()
@@ -185,6 +186,40 @@ def test_tool_results_are_checked_against_the_expected_answer():
     assert grounded_reward(plan, executed, label, CFG, result="21.0") == 1.0  # GAIA: numbers compare as numbers
     assert grounded_reward(plan, executed, label, CFG, result="20") == 0.0
     assert grounded_reward(plan, Step("call", tool="ocr"), label, CFG, result="21") == 0.0
+
+
+# --- stage 2 online: the live env's feedback -----------------------------------------------------------------
+# R = 1 if the step made progress else 0, − format penalty once, unparseable −1 (the offline scale).
+
+def test_a_step_that_brings_the_goal_closer_scores_one():
+    # built-in world: the oracle needed 5 steps from the sample's state and needs 4 after the step
+    closer = LiveFeedback(executed=True, progress=1, solvable=True, matches_reference=False)
+    assert live_reward(FIRST, closer, CFG) == 1.0
+    untagged = '1. click(target="the Send button")'          # parsed with a problem: 1 − 0.1
+    assert live_reward(untagged, closer, CFG) == pytest.approx(0.9)
+    assert live_reward("no plan here", closer, CFG) == -1.0
+
+
+def test_no_progress_a_detour_or_a_broken_task_scores_zero():
+    assert live_reward(FIRST, LiveFeedback(executed=True, progress=0, solvable=True), CFG) == 0.0  # a no-op
+    assert live_reward(FIRST, LiveFeedback(executed=True, progress=-1, solvable=True), CFG) == 0.0  # led away
+    # fewer oracle steps, but to an end that fails (the wrong item ordered): not progress
+    assert live_reward(FIRST, LiveFeedback(executed=True, progress=2, solvable=False), CFG) == 0.0
+    assert live_reward(FIRST, LiveFeedback.not_executed("no element on screen matches"), CFG) == 0.0
+
+
+def test_an_ending_step_is_judged_by_the_env_alone():
+    won = LiveFeedback(executed=True, env_reward=1.0, terminated=True, success=True, matches_reference=False)
+    lost = LiveFeedback(executed=True, terminated=True, success=False, progress=1, solvable=True,
+                        matches_reference=True)
+    assert live_reward(FIRST, won, CFG) == 1.0 and live_reward(FIRST, lost, CFG) == 0.0
+
+
+def test_without_an_oracle_the_reference_outcome_decides():
+    # MiniWoB++: the page after the step is (not) the page after the reference step
+    assert live_reward(FIRST, LiveFeedback(executed=True, matches_reference=True), CFG) == 1.0
+    assert live_reward(FIRST, LiveFeedback(executed=True, matches_reference=False), CFG) == 0.0
+    assert live_reward(FIRST, LiveFeedback(executed=True), CFG) == 0.0  # nothing known: no credit
 
 
 # --- properties -----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from tracer1.config import RewardConfig
 from tracer1.plan import Step
-from tracer1.rewards import GroundingLabel, grounded_reward, score_plan
+from tracer1.rewards import GroundingLabel, LiveFeedback, grounded_reward, live_reward, score_plan
 from tracer1.rewards.worker import RewardItem, RewardWorker
 
 REFERENCE = (Step("click", target="Wi-Fi"), Step("finish", status="success"))
@@ -37,6 +37,21 @@ def test_stage_2_scores_the_executed_step_against_the_label():
     assert [s.reward for s in scored[:2]] == [1.0, 0.0]
     assert scored[0].reward == grounded_reward(PERFECT, items[0].executed, label, cfg)
     assert scored[2].reward == cfg.failure_value and "needs a grounding label" in scored[2].error
+
+
+def test_stage_2_online_scores_the_live_feedback_and_falls_back_to_the_label():
+    cfg = RewardConfig()
+    label = GroundingLabel(action="click", box=(0, 100, 1000, 200))
+    closer = LiveFeedback(executed=True, progress=1, solvable=True)
+    items = [RewardItem("progress", PERFECT, label=label, executed=Step("click", point=(500, 900)), feedback=closer),
+             RewardItem("no-op", PERFECT, label=label, executed=Step("click", point=(500, 150)),
+                        feedback=LiveFeedback(executed=False, progress=0, solvable=True)),
+             RewardItem("not restored", PERFECT, label=label, executed=Step("click", point=(500, 150)))]
+    with RewardWorker(cfg, horizon=10, stage=2) as worker:
+        scored = worker.score(items)
+    # the feedback decides even where the label disagrees; without feedback the label does (offline)
+    assert [s.reward for s in scored] == [1.0, 0.0, 1.0] and all(s.error is None for s in scored)
+    assert scored[0].reward == live_reward(PERFECT, closer, cfg)
 
 
 def test_hung_raising_and_dying_items_fail_alone():

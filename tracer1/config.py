@@ -103,8 +103,8 @@ class EnvConfig(Section):
     tasks: list[str] = Field(
         default_factory=list, description="task names to use; empty = every task of the environment")
     grounding: Literal["offline", "online"] = Field(
-        "offline", description="stage 2: score the executed first step against dataset labels, or by stepping "
-                               "the live env")
+        "offline", description="stage 2: score the executed first step against the dataset's labels, or by a "
+                               "live env's feedback at the sample's state (built-in world, MiniWoB++)")
     screen_width: int = Field(360, ge=64, le=4096, description="screenshot width in pixels")
     screen_height: int = Field(640, ge=64, le=4096, description="screenshot height in pixels")
     max_steps: int = Field(20, ge=1, description="steps before an episode is cut off as failed")

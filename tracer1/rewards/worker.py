@@ -7,7 +7,8 @@ back as soon as it is ready; when one takes longer than `deadline_s` the child i
 scorer fails only its own item, the same way. Nothing here raises for bad input.
 
 The scorer is named by "module:function" so that the child can import it (`score_item` by default: stage 1
-against the reference future, stage 2 against the grounding label). The child answers item by item, so the
+against the reference future, stage 2 by the live env's feedback when the item carries it (online,
+`live_reward`), else against the grounding label (`grounded_reward`)). The child answers item by item, so the
 worker scores about half as many plans a second as calling the reward in-process (~7,000 vs ~14,000 on one
 core here) — the price of the deadline, small next to generation.
 """
@@ -26,6 +27,7 @@ from multiprocessing.connection import Connection
 
 from tracer1.plan import Step
 from tracer1.rewards.grounded import GroundingLabel, grounded_reward
+from tracer1.rewards.live import LiveFeedback, live_reward
 from tracer1.rewards.trajectory import score_plan
 
 DEFAULT_SCORER = "tracer1.rewards.worker:score_item"
@@ -34,7 +36,8 @@ STARTUP_S = 120.0  # a scoring process that is not ready by then is broken, not 
 
 @dataclass(frozen=True)
 class RewardItem:
-    """One plan to score. Stage 1 needs `reference`; stage 2 needs `label` and the executed first step."""
+    """One plan to score. Stage 1 needs `reference`; stage 2 needs `label` and the executed first step, or
+    (online) the live env's `feedback`, which is then what is scored."""
 
     key: str                            # names the item in logs and errors, e.g. "step 12 / prompt 3 / plan 5"
     plan: str
@@ -42,6 +45,7 @@ class RewardItem:
     label: GroundingLabel | None = None
     executed: Step | None = None
     result: str | None = None           # a tool's output or an answer, for stage 2
+    feedback: LiveFeedback | None = None  # stage 2 online: the live env's answer to the executed step
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,10 @@ class Scored:
 def score_item(item: RewardItem, cfg, horizon: int, stage: int) -> float:
     if stage == 1:
         return score_plan(item.plan, item.reference, cfg, horizon).reward
+    if item.feedback is not None:
+        return live_reward(item.plan, item.feedback, cfg)
     if item.label is None:
-        raise ValueError("a stage-2 item needs a grounding label")
+        raise ValueError("a stage-2 item needs a grounding label (offline) or live feedback (online)")
     return grounded_reward(item.plan, item.executed, item.label, cfg, result=item.result)
 
 
