@@ -4,8 +4,8 @@
 around it). A step takes a list of exactly `accumulation` micro-batches, runs forward and backward on each and
 lets DeepSpeed accumulate them into one optimizer step. Their sizes need not be equal nor
 `learner.micro_batch_size`: the RL loop splits however many plans survive group filtering into that many
-micro-batches, and `grpo_loss`'s `loss_denominator` keeps the sum exact. The objective is a function `(logits, micro_batch) → (loss,
-metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2.
+micro-batches, and `grpo_loss`'s `loss_denominator` keeps the sum exact. The objective is a function
+`(logits, micro_batch) → (loss, metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2.
 """
 
 from __future__ import annotations
@@ -142,6 +142,21 @@ class Learner:
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """`state_dict()` as (name, tensor) pairs, the form vLLM's reload_weights takes."""
         yield from self.state_dict().items()
+
+    def save_state(self, directory: str | Path) -> None:
+        """DeepSpeed's training state (optimizer, LR schedule, ZeRO partitions, step) under `directory`, for
+        resuming (collective: all ranks call it, each writes its partition)."""
+        self.engine.save_checkpoint(str(directory), tag="state", save_latest=False,
+                                    client_state={"steps_done": self.steps_done})
+
+    def load_state(self, directory: str | Path) -> None:
+        """Resume from `save_state`'s directory. It holds torch-pickled optimizer state: callers pass only a
+        checkpoint their own run wrote (policy weights elsewhere are loaded with safetensors)."""
+        _, client = self.engine.load_checkpoint(str(directory), tag="state", load_optimizer_states=True,
+                                                load_lr_scheduler_states=True)
+        if client is None:
+            raise FileNotFoundError(f"no DeepSpeed state under {directory}")
+        self.steps_done = int(client.get("steps_done", 0))
 
     def save_pretrained(self, out_dir: str | Path, extra_files: Callable[[Path], None] | None = None) -> Path:
         """Write the policy as a HF directory (safetensors) atomically: a temp dir beside `out_dir`, then a

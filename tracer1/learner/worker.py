@@ -20,17 +20,19 @@ from tracer1.models.loading import load_planner
 
 
 class LearnerWorker:
-    def __init__(self, model_dir: str | Path, config, *, rank: int = 0, world_size: int = 1,
-                 master_addr: str = "127.0.0.1", master_port: int | None = None):
-        self.config, self.model_dir = config, str(model_dir)
+    def __init__(self, model_dir: str | Path, config, *, reference_dir: str | Path | None = None, rank: int = 0,
+                 world_size: int = 1, master_addr: str = "127.0.0.1", master_port: int | None = None):
+        """`model_dir`: the policy to train; `reference_dir`: the frozen KL reference (default `model_dir`; a
+        resumed run trains from its checkpoint but keeps the stage's starting policy as the reference)."""
+        self.config, self.model_dir, self.rank = config, str(model_dir), rank
         algorithm = config.algorithm
         torch.manual_seed(config.seed + rank)
         load = {"dtype": config.model.dtype, "attn_implementation": config.model.attn_implementation,
                 "trust_remote_code": config.model.trust_remote_code}
         self.bundle = load_planner(model_dir, **load)
-        self.reference = load_planner(model_dir, **load).model.eval() if algorithm.kl_coef > 0 else None
-        if self.reference is not None:
-            self.reference.requires_grad_(False)
+        self.reference = None
+        if algorithm.kl_coef > 0:
+            self.reference = load_planner(reference_dir or model_dir, **load).model.eval().requires_grad_(False)
         self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr, total_steps=algorithm.total_steps,
                                weight_decay=algorithm.weight_decay, warmup_steps=algorithm.warmup_steps,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
@@ -64,6 +66,20 @@ class LearnerWorker:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.learner.state_dict()
+
+    def save_checkpoint(self, directory: str | Path) -> dict:
+        """policy/ (HF, safetensors) and deepspeed/ (optimizer etc.) under `directory`; → this rank's torch RNG
+        state (collective: every rank calls it)."""
+        self.save(Path(directory) / "policy")
+        self.learner.save_state(Path(directory) / "deepspeed")
+        return {"rank": self.rank, "torch_rng": torch.get_rng_state().tolist()}
+
+    def load_checkpoint(self, directory: str | Path, rng: dict | None = None) -> int:
+        """Continue from `save_checkpoint`'s directory (this run's own); → the learner's optimizer steps so far."""
+        self.learner.load_state(Path(directory) / "deepspeed")
+        if rng is not None:
+            torch.set_rng_state(torch.tensor(rng["torch_rng"], dtype=torch.uint8))
+        return self.learner.steps_done
 
     def save(self, directory: str | Path) -> str:
         """The policy as an HF directory (weights + tokenizer/processor), written atomically."""

@@ -2,24 +2,24 @@
 
     start planner (init_from, else the cached SFT warm start) → Ray actors → held-out evaluation (before)
     → per step: rollout (G plans per sample) → [stage 2: execute first steps] → rewards → advantages
-      → learner update → weight sync to every rollout worker → metrics
-    → held-out evaluation (after) → checkpoint + report + summary
+      → learner update → weight sync to every rollout worker → metrics → [evaluation] → [checkpoint]
+    → held-out evaluation (after) → final checkpoint + report + summary
 
 Stage 1 scores each plan against the sample's reference future (`trajectory_reward`); stage 2 executes its first
 step with the frozen executor and scores the execution against the grounding label (`grounded_reward`).
 Actors are thin Ray shells around plain classes (`RolloutWorker`, `ExecutorWorker`, `RewardWorker`,
-`LearnerWorker`); on a cluster (`RAY_ADDRESS` or `cluster.address`) the same code attaches to it.
-Not yet here: periodic checkpoints and resume, actor-failure retries, several learner ranks.
+`LearnerWorker`); the Ray plumbing — placement, retries of work whose actor died — is `tracer1.train.actors`,
+checkpoints and resume are `tracer1.train.checkpoints`. A step is a pure function of (seed, step, weights): the
+batch and the sampling seeds come from the step number, so a resumed run continues with the same next batch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import os
+import json
 import shutil
 import time
-from contextlib import contextmanager
+import zlib
 from pathlib import Path
 
 import ray
@@ -27,29 +27,34 @@ from tqdm import tqdm
 
 from tracer1.atomic import save_json_atomic
 from tracer1.engines.hf import HFEngine
+from tracer1.eval.planning import PlanningReport
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
+from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor, ray_session, wait_until_placed
 from tracer1.train.assets import cache_dir, cached, load_split
-from tracer1.train.batch import split_evenly, training_batches
+from tracer1.train.batch import training_batches
+from tracer1.train.checkpoints import (policy_dir, read_state, resume_point, rng_state, set_rng_state,
+                                       write_checkpoint)
 from tracer1.train.report import summary_table
 from tracer1.train.sft import batches, build_prompts, evaluate, held_out, seed_everything
 
-PLACEMENT_TIMEOUT_S = 600.0
+PARTS = ("rollout", "execute", "reward", "learner", "sync")
 
 
 def start_planner(config) -> Path:
     """`checkpoint.init_from`, else the SFT warm start of the embedded default (trained once, then cached)."""
     if config.checkpoint.init_from:
-        return Path(config.checkpoint.init_from)
-    from tracer1.config import dump_config  # noqa: PLC0415
+        return policy_dir(config.checkpoint.init_from)
     from tracer1.train.sft import train_sft  # noqa: PLC0415
 
     warm = config.model_copy(update={"stage": "sft"}, deep=True)
-    key = hashlib.sha256("\n".join(line for line in dump_config(warm).splitlines()
-                                   if not line.lstrip().startswith(("run_name", "stage"))).encode()).hexdigest()
+    # Keyed by what shapes the warm start's weights only, so RL settings can change without retraining it.
+    shaping = config.model_dump(mode="json", include={"seed", "horizon", "model", "data", "env", "sft", "learner"})
+    shaping["history_len"] = config.rollout.history_len
+    key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
     def build(tmp: Path) -> None:
         train_sft(warm, tmp / "run")
@@ -60,131 +65,132 @@ def start_planner(config) -> Path:
     return cached(cache_dir(config) / f"sft-{key[:12]}", build)
 
 
-def connect_ray(config) -> bool:
-    """Attach to `cluster.address` / RAY_ADDRESS, else start a local Ray with logical CPUs for every actor of
-    either stage (a laptop has fewer cores than actors; they take turns). True when this call started Ray."""
-    if ray.is_initialized():
-        return False
-    address = config.cluster.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-        return False
-    ray.init(num_cpus=max(1, math.ceil(actor_cpus(config))), include_dashboard=False, log_to_driver=True)
-    return True
-
-
-def actor_cpus(config) -> float:
-    c = config.cluster
-    return (config.rollout.num_workers * c.rollout.cpus + config.reward.num_actors * c.reward.cpus
-            + config.learner.num_ranks * c.learner.cpus + config.executor.num_actors * c.executor.cpus)
-
-
-def wait_until_placed(actors: list, config) -> None:
-    """Fail with the reason instead of waiting forever when the cluster cannot host the actors."""
-    ready, pending = ray.wait([a.__ray_ready__.remote() for a in actors], num_returns=len(actors),
-                              timeout=PLACEMENT_TIMEOUT_S)
-    if pending:
-        raise RuntimeError(f"{len(pending)} of {len(actors)} actors were not placed within {PLACEMENT_TIMEOUT_S:g} "
-                           f"s: they ask for {actor_cpus(config):g} CPUs (cluster.*.cpus) and the cluster has "
-                           f"{ray.cluster_resources().get('CPU', 0):g}; lower the per-actor resources or add nodes")
-    ray.get(ready)  # an actor whose constructor failed raises here, with its traceback
-
-
-@contextmanager
-def ray_session(config):
-    """Ray for one stage: yields a list to register actors in; on the way out (finished or failed) they are
-    killed — a next stage in this process needs their resources — and a Ray this stage started is shut down."""
-    started = connect_ray(config)
-    actors: list = []
-    try:
-        yield actors
-    finally:
-        for a in actors:
-            ray.kill(a)
-        if started:
-            ray.shutdown()
-
-
-def actor(cls, resources, config):
-    return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=config.cluster.max_restarts,
-                      max_task_retries=config.cluster.max_task_retries)(cls)
-
-
-def gather_in_shards(workers, method: str, items: list, **kwargs) -> list:
-    """Call `method` on each worker with an even share of `items` (in order); concatenate the answers."""
-    shards = [items[s] for s in split_evenly(len(items), len(workers))]
-    calls = [getattr(w, method).remote(shard, **kwargs) for w, shard in zip(workers, shards) if shard]
-    return [x for part in ray.get(calls) for x in part]
-
-
 def train_rl(config, run_dir: Path) -> int:
     started = time.time()
     seed_everything(config.seed)
-    stage, alg, cl = config.stage, config.algorithm, config.cluster
-    planner = start_planner(config)
+    stage, alg, retries = config.stage, config.algorithm, config.cluster.max_task_retries
+    planner = start_planner(config)  # the stage's starting policy, and the KL reference throughout
+    resume = resume_point(config.checkpoint.resume, run_dir)
+    state = read_state(resume) if resume else {}
+    policy = resume / "policy" if resume else planner
     train = load_split(config, "train", config.data.max_samples)
     evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
     print(f"tracer1 stage {stage}: planner {planner}, {len(train)} training samples, {len(evals)} held-out")
 
-    engine = HFEngine(planner, dtype=config.model.dtype)  # the driver's evaluation engine
+    engine = HFEngine(policy, dtype=config.model.dtype)  # the driver's evaluation engine
     bundle = engine.bundle  # its tokenizer/processor also encode the learner's batches
-    eval_prompts = build_prompts(engine.bundle, evals, config, "prompts (held-out)")
-    before = evaluate(engine, eval_prompts, evals, config)
+    eval_prompts = build_prompts(bundle, evals, config, "prompts (held-out)")
+    if resume:
+        before, first = PlanningReport(**state["before"]), state["step"] + 1
+        set_rng_state(state["rng"])
+        print(f"  resuming from {resume} at step {first}")
+    else:
+        before, first = evaluate(engine, eval_prompts, evals, config), 1
     print(f"  before: {before.headline()}")
 
-    with ray_session(config) as actors, MetricsLogger(run_dir, config.logging, config=config,
-                                                      prefix=f"stage{stage}/") as log:
-        rollouts = [actor(RolloutWorker, cl.rollout, config).remote(str(planner), config)
+    with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config,
+                                                     prefix=f"stage{stage}/") as log:
+        cl = config.cluster
+        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config)
                     for _ in range(config.rollout.num_workers)]
-        scorers = [actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon, stage=stage)
+        scorers = [make_actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon,
+                                                                      stage=stage)
                    for _ in range(config.reward.num_actors)]
-        executors = ([actor(ExecutorWorker, cl.executor, config).remote(config.executor, config.env)
+        executors = ([make_actor(ExecutorWorker, cl.executor, config).remote(config.executor, config.env)
                       for _ in range(config.executor.num_actors)] if stage == 2 else [])
-        learner = actor(LearnerWorker, cl.learner, config).remote(str(planner), config)
-        actors += [*rollouts, *scorers, *executors, learner]
-        wait_until_placed(actors, config)
-        accumulation = ray.get(learner.accumulation_steps.remote())
+        owned += [*rollouts, *scorers, *executors]
+        learners = learner_ranks(LearnerWorker, config, str(policy), config, reference_dir=str(planner), owned=owned)
+        wait_until_placed([*rollouts, *scorers, *executors, *learners], config)
+        if resume:
+            ray.get([r.load_checkpoint.remote(str(resume), rng) for r, rng in zip(learners, state["learner_rng"])])
+        per_rank = ray.get(learners[0].accumulation_steps.remote())
+        synced = {"state": None, "version": first - 1}  # what a restarted rollout worker must be given again
+
+        def resync(worker) -> None:
+            if synced["state"] is not None:
+                ray.get(worker.update_weights.remote(synced["state"], version=synced["version"]))
 
         draw = batches(config.rollout.prompts_per_step, len(train), config.seed)
-        bar = tqdm(range(1, alg.total_steps + 1), desc=f"stage {stage}", unit="step")
+        for _ in range(first - 1):  # the data cursor: batches are drawn in a fixed, seeded order
+            next(draw)
+        bar = tqdm(range(first, alg.total_steps + 1), desc=f"stage {stage}", unit="step", initial=first - 1,
+                   total=alg.total_steps)
         for step in bar:
-            t = {"start": time.perf_counter()}
+            wall, busy, retried, t0 = {}, {}, 0, time.perf_counter()
+
+            def done(part: str, answers=None) -> None:
+                nonlocal t0, retried
+                wall[part], t0 = time.perf_counter() - t0, time.perf_counter()
+                busy[part] = answers.busy_s if answers is not None else 0.0
+                retried += answers.retried if answers is not None else 0
+
             samples = [train[i] for i in next(draw)]
-            groups = gather_in_shards(rollouts, "rollout", samples, seed=config.seed * 1_000_003 + step)
-            t["rollout"] = time.perf_counter()
-            plans = [(g, s, p) for g, s in zip(groups, samples) for p in g.completions]
+            out = call_pool(rollouts, "rollout", samples, retries=retries, before_retry=resync,
+                            label=lambda s: s.sample_id, seed=config.seed * 1_000_003 + step)
+            groups = out.results
+            done("rollout", out)
+            plans = [(s, p) for g, s in zip(groups, samples) for p in g.completions]
+            names = [f"step {step} / {s.sample_id} / plan {i}" for i, (s, _) in enumerate(plans)]
             if stage == 1:
-                items = [RewardItem(f"step {step} / {s.sample_id} / plan {i}", p.text, tuple(s.future))
-                         for i, (_, s, p) in enumerate(plans)]
+                items = [RewardItem(n, p.text, tuple(s.future)) for n, (s, p) in zip(names, plans)]
+                done("execute")
             else:
-                executed = gather_in_shards(executors, "first_steps", [(p.text, s) for _, s, p in plans])
-                items = [RewardItem(f"step {step} / {s.sample_id} / plan {i}", p.text, label=s.label, executed=e,
-                                    result=r) for i, ((_, s, p), (e, r)) in enumerate(zip(plans, executed))]
-            t["execute"] = time.perf_counter()
-            scored = gather_in_shards(scorers, "score", items)
+                out = call_pool(executors, "first_steps", [(p.text, s) for s, p in plans], retries=retries,
+                                label=lambda pair: pair[1].sample_id)
+                items = [RewardItem(n, p.text, label=s.label, executed=e, result=r)
+                         for n, (s, p), (e, r) in zip(names, plans, out.results)]
+                done("execute", out)
+            out = call_pool(scorers, "score", items, retries=retries, label=lambda item: item.key)
             G = len(groups[0].completions)
-            rewards = [[x.reward for x in scored[i * G:(i + 1) * G]] for i in range(len(groups))]
-            t["reward"] = time.perf_counter()
+            rewards = [[x.reward for x in out.results[i * G:(i + 1) * G]] for i in range(len(groups))]
+            failures = sum(1 for x in out.results if x.error)
+            done("reward", out)
             micro, stats = training_batches(bundle, build_prompts(bundle, samples, config, "prompts"), groups,
-                                            rewards, alg, accumulation=accumulation)
-            metrics = ray.get(learner.step.remote(micro)) if micro else {}
-            t["learner"] = time.perf_counter()
-            state = learner.state_dict.remote()
-            ray.get([w.update_weights.remote(state, version=step) for w in rollouts])
-            t["sync"] = time.perf_counter()
-            timing = {f"time/{k}": t[k] - t[p] for p, k in zip(list(t)[:-1], list(t)[1:])}
-            failures = sum(1 for x in scored if x.error)
+                                            rewards, alg, accumulation=per_rank * len(learners))
+            metrics = {}
+            if micro:  # rank r takes micro-batches [r·k, (r+1)·k); DeepSpeed averages their gradients
+                out = call_actors([(r, (micro[i * per_rank:(i + 1) * per_rank],)) for i, r in enumerate(learners)],
+                                  "step", retries=0)
+                metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
+            done("learner", out if micro else None)
+            if micro:  # weights changed: every rollout worker gets them before the next step
+                states = [r.state_dict.remote() for r in learners]  # collective under ZeRO-3: all ranks take part
+                synced.update(state=states[0], version=step)
+                out = call_actors([(w, (states[0],)) for w in rollouts], "update_weights", retries=retries,
+                                  version=step)
+            done("sync", out if micro else None)
+
+            step_s = sum(wall.values())
+            timing = {**{f"time/{k}": v for k, v in wall.items()}, **{f"busy/{k}": v for k, v in busy.items()},
+                      "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
             log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
-                     "kept_groups": stats.kept_groups, "reward_failures": failures}, step)
+                     "kept_groups": stats.kept_groups, "reward_failures": failures, "retried_calls": retried,
+                     "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
-        engine.update_weights(ray.get(learner.state_dict.remote()))
+            if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
+                engine.update_weights(ray.get(synced["state"]) if synced["state"] is not None else
+                                      ray.get([r.state_dict.remote() for r in learners][0]))
+                log.log({f"eval/{k}": v for k, v in evaluate(engine, eval_prompts, evals, config).to_dict().items()},
+                        step)
+            if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
+                    and step < alg.total_steps:
+                def parts(tmp: Path) -> dict:
+                    return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp)) for r in learners])}
+
+                write_checkpoint(run_dir, step, parts, {"before": before.to_dict(), "rng": rng_state(),
+                                                        "data_cursor": step, "planner": str(planner)},
+                                 config.checkpoint.keep_last)
+
+        engine.update_weights(ray.get([r.state_dict.remote() for r in learners][0]))
         after = evaluate(engine, eval_prompts, evals, config)
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
-        checkpoint = Path(ray.get(learner.save.remote(str(run_dir / "checkpoints" / "final"))))
+        final = str(run_dir / "checkpoints" / "final")
+        checkpoint = Path(ray.get([r.save.remote(final) for r in learners])[0])
 
     report = {"stage": stage, "planner": str(planner), "checkpoint": str(checkpoint), "steps": alg.total_steps,
-              "seconds": round(time.time() - started, 1), "before": before.to_dict(), "after": after.to_dict()}
+              "resumed_from": str(resume) if resume else None, "seconds": round(time.time() - started, 1),
+              "before": before.to_dict(), "after": after.to_dict()}
     report_path = save_json_atomic(run_dir / f"stage{stage}_report.json", report)
     title = "stage 1 (trajectory alignment)" if stage == 1 else "stage 2 (grounded execution)"
     print(summary_table(title, before, after, {"checkpoint": checkpoint, "report": report_path,

@@ -1,0 +1,195 @@
+"""Ray plumbing of the RL loop, kept out of the loop file: connecting to (or starting) Ray, making actors from the
+plain worker classes, placing the learner ranks, and calling a pool of actors on shards of a batch with retries.
+
+Failure handling: rollout, executor and reward actors are restarted by Ray (`cluster.max_restarts`); a call whose
+actor died is retried here (`cluster.max_task_retries` times), not by Ray, so that a restarted rollout worker —
+which comes back with the weights it was created with — is first given the current weights (`before_retry`).
+Errors raised by the work itself are not retried: they surface with the actor and the items named.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from tracer1.train.batch import split_evenly
+
+PLACEMENT_TIMEOUT_S = 600.0
+RESTART_WAIT_S = 300.0
+
+
+def connect_ray(config) -> bool:
+    """Attach to `cluster.address` / RAY_ADDRESS, else start a local Ray with logical CPUs for every actor of
+    either stage (a laptop has fewer cores than actors; they take turns). True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    address = config.cluster.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return False
+    ray.init(num_cpus=max(1, math.ceil(actor_cpus(config))), include_dashboard=False, log_to_driver=True)
+    return True
+
+
+def actor_cpus(config) -> float:
+    c = config.cluster
+    return (config.rollout.num_workers * c.rollout.cpus + config.reward.num_actors * c.reward.cpus
+            + config.learner.num_ranks * c.learner.cpus + config.executor.num_actors * c.executor.cpus)
+
+
+@contextmanager
+def ray_session(config):
+    """Ray for one stage: yields a list to register actors (and placement groups) in; on the way out (finished or
+    failed) they are killed — a next stage in this process needs their resources — and a Ray this stage started is
+    shut down."""
+    started = connect_ray(config)
+    owned: list = []
+    try:
+        yield owned
+    finally:
+        for thing in owned:
+            if isinstance(thing, PlacementGroup):
+                remove_placement_group(thing)
+            else:
+                ray.kill(thing, no_restart=True)
+        if started:
+            ray.shutdown()
+
+
+class Timed:
+    """Mixed into every actor class: `timed(method, ...)` runs a method and also returns the seconds it took inside
+    the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation)."""
+
+    def timed(self, method: str, *args, **kwargs):
+        started = time.perf_counter()
+        out = getattr(self, method)(*args, **kwargs)
+        return time.perf_counter() - started, out
+
+
+def make_actor(cls, resources, config, *, restartable: bool = True, **options):
+    """`cls` as a Ray actor class with the role's resources; restartable roles come back after a crash."""
+    timed = type(cls.__name__, (Timed, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+    return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus,
+                      max_restarts=config.cluster.max_restarts if restartable else 0, max_task_retries=0,
+                      **options)(timed)
+
+
+def wait_until_placed(actors: list, config) -> None:
+    """Fail with the reason instead of waiting forever when the cluster cannot host the actors."""
+    ready, pending = ray.wait([a.__ray_ready__.remote() for a in actors], num_returns=len(actors),
+                              timeout=PLACEMENT_TIMEOUT_S)
+    if pending:
+        raise RuntimeError(f"{len(pending)} of {len(actors)} actors were not placed within {PLACEMENT_TIMEOUT_S:g} "
+                           f"s: they ask for {actor_cpus(config):g} CPUs (cluster.*.cpus) and the cluster has "
+                           f"{ray.cluster_resources().get('CPU', 0):g}; lower the per-actor resources or add nodes")
+    ray.get(ready)  # an actor whose constructor failed raises here, with its traceback
+
+
+@ray.remote(num_cpus=0)
+def _rendezvous() -> tuple[str, int]:
+    from tracer1.learner.distributed import free_port  # noqa: PLC0415
+
+    host = ray.util.get_node_ip_address()
+    return host, free_port(host if host not in ("", "0.0.0.0") else "127.0.0.1")
+
+
+def learner_ranks(cls, config, *args, owned: list, **kwargs) -> list:
+    """`learner.num_ranks` rank actors in one placement group (`cluster.placement_strategy`), joined into one
+    torch.distributed group whose rendezvous is on rank 0's node. Ranks are not restarted: a learner that died
+    lost its optimizer state, and the run resumes from its last checkpoint instead."""
+    world = config.learner.num_ranks
+    res = config.cluster.learner
+    bundle = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
+    group = placement_group([bundle] * world, strategy=config.cluster.placement_strategy)
+    owned.append(group)
+    ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)
+    if not ready:
+        raise RuntimeError(f"the {world} learner ranks ({bundle} each, {config.cluster.placement_strategy}) could "
+                           f"not be placed within {PLACEMENT_TIMEOUT_S:g} s; cluster has {ray.cluster_resources()}")
+    on = [PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=r) for r in range(world)]
+    addr, port = ray.get(_rendezvous.options(scheduling_strategy=on[0]).remote())
+    rank_cls = make_actor(cls, res, config, restartable=False)
+    ranks = [rank_cls.options(scheduling_strategy=on[r]).remote(*args, **kwargs, rank=r, world_size=world,
+                                                                 master_addr=addr, master_port=port)
+             for r in range(world)]
+    owned.extend(ranks)
+    return ranks
+
+
+@dataclass
+class Answers:
+    """What a round of actor calls gave back: one answer per call, the busiest actor's seconds of work (the part's
+    critical path), and how many calls were retried after their actor died."""
+
+    results: list
+    busy_s: float
+    retried: int
+
+
+def call_actors(calls: Sequence[tuple[object, tuple]], method: str, *, retries: int, what: Sequence[str] = (),
+                before_retry: Callable[[object], None] | None = None, **kwargs) -> Answers:
+    """`actor.method(*args, **kwargs)` for each (actor, args), all at once. A call whose actor died is sent again
+    to the same (restarted) actor after `before_retry(actor)`, up to `retries` times (-1 = forever); `what[i]`
+    names call i's work in messages."""
+    answers: list = [None] * len(calls)
+    busy, retried = [0.0] * len(calls), 0
+    pending = {i: a.timed.remote(method, *args, **kwargs) for i, (a, args) in enumerate(calls)}
+    attempts = dict.fromkeys(pending, 0)
+    while pending:
+        done, _ = ray.wait(list(pending.values()), num_returns=1)
+        i = next(k for k, ref in pending.items() if ref == done[0])
+        worker, args = calls[i]
+        try:
+            busy[i], answers[i] = ray.get(pending.pop(i))
+        except (RayActorError, ActorUnavailableError) as exc:
+            name = f"{method} ({what[i] if i < len(what) else f'call {i}'}) on actor {worker._actor_id.hex()[:12]}"
+            if 0 <= retries <= attempts[i]:
+                raise RuntimeError(f"{name} failed {attempts[i] + 1} times, its actor died: {exc}") from exc
+            attempts[i] += 1
+            retried += 1
+            print(f"tracer1: actor died during {name}; retrying it (attempt {attempts[i] + 1})", flush=True)
+            try:
+                wait_for_restart(worker)
+            except RuntimeError as gone:
+                raise RuntimeError(f"{name}: {gone}") from exc
+            if before_retry is not None:
+                before_retry(worker)
+            pending[i] = worker.timed.remote(method, *args, **kwargs)
+    return Answers(answers, max(busy, default=0.0), retried)
+
+
+def call_pool(workers: Sequence, method: str, items: list, *, retries: int, label: Callable[[object], str] = str,
+              before_retry: Callable[[object], None] | None = None, **kwargs) -> Answers:
+    """`method` on each worker with an even, in-order share of `items`; the answers concatenated in item order."""
+    shards = [items[s] for s in split_evenly(len(items), len(workers)) if s.stop > s.start]
+    what = [f"{len(shard)} items from {label(shard[0])}" for shard in shards]
+    out = call_actors([(w, (shard,)) for w, shard in zip(workers, shards)], method, retries=retries, what=what,
+                      before_retry=before_retry, **kwargs)
+    return Answers([x for part in out.results for x in part], out.busy_s, out.retried)
+
+
+def wait_for_restart(worker, timeout_s: float = RESTART_WAIT_S) -> None:
+    """Block until a restarting actor answers again (Ray says "temporarily unavailable" while it re-runs the
+    constructor); one that is dead for good (restarts used up, or a failing constructor) raises at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.get(worker.__ray_ready__.remote(), timeout=timeout_s)
+            return
+        except ActorUnavailableError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"actor {worker._actor_id.hex()[:12]} did not come back within {timeout_s:g} s "
+                                   "after it died") from exc
+            time.sleep(0.5)
+        except RayActorError as exc:
+            raise RuntimeError(f"actor {worker._actor_id.hex()[:12]} did not come back after it died "
+                               "(cluster.max_restarts used up, or its constructor fails)") from exc
