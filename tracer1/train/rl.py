@@ -6,7 +6,9 @@
     → held-out evaluation (after) → final checkpoint + report + summary
 
 Stage 1 scores each plan against the sample's reference future (`trajectory_reward`); stage 2 executes its first
-step with the frozen executor and scores the execution against the grounding label (`grounded_reward`).
+step with the frozen executor and scores the execution against the grounding label (`grounded_reward`), or, with
+`env.grounding=online`, in a live environment brought to the sample's state, whose feedback is the reward
+(`live_reward`).
 Actors are thin Ray shells around plain classes (`RolloutWorker`, `ExecutorWorker`, `RewardWorker`,
 `LearnerWorker`); the Ray plumbing — placement, retries of work whose actor died — is `tracer1.train.actors`,
 checkpoints and resume are `tracer1.train.checkpoints`. A step is a pure function of (seed, step, weights): the
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from tracer1.atomic import save_json_atomic
 from tracer1.engines.hf import HFEngine
 from tracer1.eval.planning import PlanningReport
+from tracer1.executors.live import LiveExecutorWorker
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
@@ -66,7 +69,10 @@ def start_planner(config) -> Path:
 
 
 def train_rl(config, run_dir: Path) -> int:
-    started = time.time()
+    started, finished = time.time(), run_dir / f"stage{config.stage}_report.json"
+    if config.checkpoint.resume == "auto" and finished.is_file():  # resuming a run that had ended: nothing to do
+        print(f"tracer1: {run_dir} has finished (report: {finished}); checkpoint.resume=never starts it afresh")
+        return 0
     seed_everything(config.seed)
     stage, alg, retries = config.stage, config.algorithm, config.cluster.max_task_retries
     planner = start_planner(config)  # the stage's starting policy, and the KL reference throughout
@@ -96,7 +102,8 @@ def train_rl(config, run_dir: Path) -> int:
         scorers = [make_actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon,
                                                                       stage=stage)
                    for _ in range(config.reward.num_actors)]
-        executors = ([make_actor(ExecutorWorker, cl.executor, config).remote(config.executor, config.env)
+        executing = LiveExecutorWorker if config.env.grounding == "online" else ExecutorWorker  # live env or not
+        executors = ([make_actor(executing, cl.executor, config).remote(config.executor, config.env)
                       for _ in range(config.executor.num_actors)] if stage == 2 else [])
         owned += [*rollouts, *scorers, *executors]
         learners = learner_ranks(LearnerWorker, config, str(policy), config, reference_dir=str(planner), owned=owned)
@@ -137,8 +144,8 @@ def train_rl(config, run_dir: Path) -> int:
             else:
                 out = call_pool(executors, "first_steps", [(p.text, s) for s, p in plans], retries=retries,
                                 label=lambda pair: pair[1].sample_id)
-                items = [RewardItem(n, p.text, label=s.label, executed=e, result=r)
-                         for n, (s, p), (e, r) in zip(names, plans, out.results)]
+                items = [RewardItem(n, p.text, label=s.label, executed=e, result=r, feedback=live[0] if live else None)
+                         for n, (s, p), (e, r, *live) in zip(names, plans, out.results)]
                 done("execute", out)
             out = call_pool(scorers, "score", items, retries=retries, label=lambda item: item.key)
             G = len(groups[0].completions)
@@ -191,7 +198,7 @@ def train_rl(config, run_dir: Path) -> int:
     report = {"stage": stage, "planner": str(planner), "checkpoint": str(checkpoint), "steps": alg.total_steps,
               "resumed_from": str(resume) if resume else None, "seconds": round(time.time() - started, 1),
               "before": before.to_dict(), "after": after.to_dict()}
-    report_path = save_json_atomic(run_dir / f"stage{stage}_report.json", report)
+    report_path = save_json_atomic(finished, report)
     title = "stage 1 (trajectory alignment)" if stage == 1 else "stage 2 (grounded execution)"
     print(summary_table(title, before, after, {"checkpoint": checkpoint, "report": report_path,
                                                "TensorBoard": run_dir / "tensorboard",

@@ -1,0 +1,63 @@
+"""The pipeline's bookkeeping: which overrides reach which stage, how stage 2 finds stage 1's checkpoint, and the
+claims computed from the stage reports with their spread over seeds. The stages themselves are replaced by a
+function writing reports (they are exercised for real in test_train_rl.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tracer1 import pipeline
+
+
+def test_overrides_go_to_both_stages_or_to_the_one_named():
+    seeds, name, both, one, two = pipeline.split_args(
+        ["seeds=0,2", "name=x", "algorithm.lr=1e-4", "stage1.algorithm.total_steps=5", "stage2.env.grounding=online"])
+    assert (seeds, name, both, one, two) == ([0, 2], "x", ["algorithm.lr=1e-4"], ["algorithm.total_steps=5"],
+                                             ["env.grounding=online"])
+
+
+def fake_stages(out_dir, numbers, calls):
+    """Each stage run writes a report whose before/after values come from `numbers[(seed, stage)]`."""
+
+    def run_stage(argv):
+        calls.append(argv)
+        args = dict(a.split("=", 1) for a in argv)
+        seed, stage = int(args["seed"]), int(args["stage"])
+        before, after = numbers[(seed, stage)]
+        run = out_dir / args["run_name"]
+        run.mkdir(parents=True)
+        (run / f"stage{stage}_report.json").write_text(json.dumps({"before": before, "after": after}))
+        return 0
+
+    return run_stage
+
+
+def report(reward, grounded):
+    return {"reward": reward, "first_step_grounded": grounded}
+
+
+def test_the_claims_are_the_gains_of_each_stage_with_their_spread(tmp_path, monkeypatch, capsys):
+    numbers = {  # seed → (SFT, stage 1) for the stage-1 run, (stage 1, stage 2) for the stage-2 run
+        (0, 1): (report(-0.5, 0.30), report(-0.1, 0.35)), (0, 2): (report(-0.1, 0.35), report(-0.05, 0.50)),
+        (1, 1): (report(-0.4, 0.20), report(-0.2, 0.25)), (1, 2): (report(-0.2, 0.25), report(-0.20, 0.20)),
+    }
+    calls = []
+    monkeypatch.setattr(pipeline, "run_stage", fake_stages(tmp_path, numbers, calls))
+    assert pipeline.run_pipeline(["seeds=0,1", "name=t", f"logging.out_dir={tmp_path}"]) == 0
+    assert f"checkpoint.init_from={tmp_path / 't-seed0-stage1'}" in calls[1]
+    saved = json.loads((tmp_path / "t" / "pipeline_report.json").read_text())
+    s1, s2 = saved["claims"]["stage1_reward_gain"], saved["claims"]["stage2_grounded_gain"]
+    assert s1["gain"]["values"] == pytest.approx([0.4, 0.2]) and s1["gain"]["mean"] == pytest.approx(0.3)
+    assert s1["gain"]["std"] == pytest.approx(0.1414, abs=1e-4) and s1["holds_on_every_seed"]
+    assert s2["gain"]["values"] == pytest.approx([0.15, -0.05]) and not s2["holds_on_every_seed"]
+    assert "does NOT hold on every seed" in capsys.readouterr().out
+    assert (tmp_path / "t" / "pipeline_report.md").read_text().startswith("== t: SFT → stage 1 → stage 2")
+
+
+def test_a_bad_shared_override_fails_before_any_stage_runs(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(pipeline, "run_stage", fake_stages(tmp_path, {}, calls))
+    assert pipeline.run_pipeline(["algorithm.lr=-1", f"logging.out_dir={tmp_path}"]) == 2
+    assert calls == [] and "algorithm.lr" in capsys.readouterr().err
