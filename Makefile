@@ -70,6 +70,7 @@ bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) bench/rewards_throughput.py
 	$(PY) bench/data_throughput.py
 	$(PY) bench/engines_throughput.py
+	$(PY) bench/step_time.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) runs bench/results .pytest_cache .hypothesis
