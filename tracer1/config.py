@@ -133,7 +133,11 @@ class RolloutConfig(Section):
     eval_temperature: float = Field(0.0, ge=0, description="sampling temperature for evaluation (0 = greedy)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs per engine")
     gpu_memory_utilization: float = Field(
-        0.5, gt=0, le=1, description="vLLM: fraction of GPU memory an engine may take")
+        0.5, gt=0, le=1, description="vLLM: fraction of GPU memory an engine may take (on CPU: of RAM, for the KV "
+                                     "cache; keep it small)")
+    enforce_eager: bool = Field(
+        False, description="vLLM: run the model eagerly, without torch.compile and CUDA graphs: slower decoding, "
+                           "but start-up on CPU is minutes shorter")
 
 
 class SimWeights(Section):

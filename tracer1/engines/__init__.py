@@ -22,7 +22,7 @@ def make_engine(model_dir, model_cfg, rollout_cfg, *, seed: int = 0) -> RolloutE
     return VLLMEngine(model_dir, dtype=model_cfg.dtype, seed=seed,
                       gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
                       tensor_parallel_size=rollout_cfg.tensor_parallel_size,
-                      trust_remote_code=model_cfg.trust_remote_code)
+                      enforce_eager=rollout_cfg.enforce_eager, trust_remote_code=model_cfg.trust_remote_code)
 
 
 def __getattr__(name: str):
