@@ -25,7 +25,7 @@ VLLM_EXTRAS  ?= 'ray[default]>=2.50' 'deepspeed>=0.17' 'pydantic>=2.6' 'pyarrow>
 VLLM_REMOVED := requires (torchvision|torchaudio|torchcodec), which is not installed
 VLLM_STAMP   := $(VLLM_VENV)/.installed
 
-.PHONY: install install-rllib vllm-venv system-deps run test test-local bench clean
+.PHONY: install install-rllib vllm-venv system-deps run study test test-local bench clean
 
 install: $(STAMP)
 
@@ -59,8 +59,13 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	  assert u.find_spec('torchvision') is None, 'torchvision is back in $(VLLM_VENV)'"
 	touch $(VLLM_STAMP)
 
+# The main job on the embedded default: SFT warm start (cached) → stage 1 → stage 2, evaluated before and after
+# each (tracer1/pipeline.py). `make study` is the same over three seeds, with the spread of the gains.
 run: $(STAMP)
-	$(PY) -m tracer1.run stage=1
+	$(PY) -m tracer1.pipeline seeds=0 $(ARGS)
+
+study: $(STAMP)
+	$(PY) -m tracer1.pipeline seeds=0,1,2 name=study $(ARGS)
 
 # apt-get as root (CI, containers); otherwise print the command to run.
 system-deps:

@@ -90,7 +90,7 @@ class DataConfig(Section):
     eval_path: str | None = Field(
         None, description="held-out samples (Parquet); null = generate from the built-in world with another "
                           "seed")
-    generate_episodes: int = Field(1000, ge=1, description="oracle episodes to generate when train_path is null")
+    generate_episodes: int = Field(400, ge=1, description="oracle episodes to generate when train_path is null")
     eval_episodes: int = Field(50, ge=1, description="oracle episodes to generate when eval_path is null")
     max_samples: int | None = Field(
         None, ge=1, description="use at most this many training samples (quick runs); null = all")
@@ -184,7 +184,8 @@ class RewardConfig(Section):
 
 
 class AlgorithmConfig(Section):
-    lr: float = Field(1e-5, gt=0, description="peak learning rate (also used by the SFT stage)")
+    lr: float = Field(
+        3e-4, gt=0, description="peak learning rate of the RL stages (the tiny default's; 7-8B planners use ~1e-6)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
     lr_schedule: Literal["constant", "cosine"] = Field(
@@ -205,19 +206,19 @@ class AlgorithmConfig(Section):
     adv_eps: float = Field(1e-6, gt=0, description="added to the group std before dividing")
     filter_flat_groups: bool = Field(
         True, description="skip groups whose rewards have no spread (they carry no signal)")
-    total_steps: int = Field(200, ge=1, description="training steps (one batch of prompts each)")
-    eval_every: int = Field(20, ge=0, description="evaluate every this many steps (0 = only at the end)")
+    total_steps: int = Field(25, ge=1, description="training steps (one batch of prompts each)")
+    eval_every: int = Field(0, ge=0, description="evaluate every this many steps (0 = only at the end)")
 
 
 class SFTConfig(Section):
-    steps: int = Field(400, ge=1, description="optimizer steps of the SFT warm start")
+    steps: int = Field(150, ge=1, description="optimizer steps of the SFT warm start")
     lr: float = Field(
         5e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
                                 "than RL's algorithm.lr)")
     warmup_steps: int = Field(20, ge=0, description="linear warm-up steps, then cosine decay to 0")
     batch_size: int = Field(
         16, ge=1, description="sequences per optimizer step (a multiple of learner.micro_batch_size)")
-    eval_samples: int = Field(64, ge=1, description="held-out samples evaluated before and after training")
+    eval_samples: int = Field(48, ge=1, description="held-out samples evaluated before and after training")
     eval_plans: int = Field(
         4, ge=1, description="plans sampled per held-out sample (at rollout.temperature) for the parse rate")
 
@@ -281,7 +282,7 @@ class LoggingConfig(Section):
 
 
 class CheckpointConfig(Section):
-    every_steps: int = Field(50, ge=0, description="checkpoint every this many steps (0 = only at the end)")
+    every_steps: int = Field(10, ge=0, description="checkpoint every this many steps (0 = only at the end)")
     keep_last: int = Field(2, ge=1, description="complete checkpoints kept; older ones are deleted")
     resume: Literal["auto", "never"] | Annotated[str, Field(min_length=1)] = Field(
         "auto", description="auto = newest complete checkpoint of this run if any; never = start fresh; or a "

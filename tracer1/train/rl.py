@@ -152,7 +152,7 @@ def train_rl(config, run_dir: Path) -> int:
             rewards = [[x.reward for x in out.results[i * G:(i + 1) * G]] for i in range(len(groups))]
             failures = sum(1 for x in out.results if x.error)
             done("reward", out)
-            micro, stats = training_batches(bundle, build_prompts(bundle, samples, config, "prompts"), groups,
+            micro, stats = training_batches(bundle, build_prompts(bundle, samples, config, "", progress=False), groups,
                                             rewards, alg, accumulation=per_rank * len(learners))
             metrics = {}
             if micro:  # rank r takes micro-batches [r·k, (r+1)·k); DeepSpeed averages their gradients

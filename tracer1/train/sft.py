@@ -35,11 +35,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_prompts(bundle, samples, config, desc: str) -> list:
+def build_prompts(bundle, samples, config, desc: str, progress: bool = True) -> list:
     return [prompt_from_sample(bundle, s, horizon=config.horizon, history_len=config.rollout.history_len,
                                max_prompt_tokens=config.model.max_prompt_tokens,
                                max_image_pixels=config.model.max_image_pixels)
-            for s in tqdm(samples, desc=desc, unit="prompt", leave=False)]
+            for s in tqdm(samples, desc=desc, unit="prompt", leave=False, disable=not progress)]
 
 
 def held_out(samples: list, count: int, seed: int) -> list:
@@ -81,8 +81,6 @@ def train_sft(config, run_dir: Path) -> int:
     print(f"tracer1 sft: planner {path} ({sum(p.numel() for p in bundle.model.parameters()) / 1e6:.2f}M params), "
           f"{len(train)} training samples, {len(evals)} held-out")
 
-    train_prompts = encode_prompts(bundle, build_prompts(bundle, train, config, "prompts (train)"))
-    targets = [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in train]
     eval_prompts = build_prompts(bundle, evals, config, "prompts (held-out)")
 
     engine = HFEngine(bundle)
@@ -102,10 +100,11 @@ def train_sft(config, run_dir: Path) -> int:
         draw = batches(sft.batch_size, len(train), config.seed)
         bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
         for step in bar:
-            idx = next(draw)
-            micro_batches = [encode_for_training(bundle, [train_prompts[i] for i in idx[j:j + micro]],
-                                                 [targets[i] for i in idx[j:j + micro]])
-                             for j in range(0, len(idx), micro)]
+            chosen = [train[i] for i in next(draw)]  # encoded per step: screenshots of every sample would not fit
+            prompts = encode_prompts(bundle, build_prompts(bundle, chosen, config, "", progress=False))
+            targets = [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in chosen]
+            micro_batches = [encode_for_training(bundle, prompts[j:j + micro], targets[j:j + micro])
+                             for j in range(0, len(chosen), micro)]
             metrics = learner.step(micro_batches, sft_loss)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['token_accuracy']:.2f}", refresh=False)
             if step % config.logging.log_every == 0 or step == sft.steps:
