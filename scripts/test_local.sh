@@ -27,7 +27,10 @@ VENV=${VENV:-.venv}
 case $VENV in /*) ;; *) VENV=$ROOT/$VENV ;; esac
 PY=$VENV/bin/python
 RAY=$VENV/bin/ray
-NUM_CPUS=4               # one logical CPU per actor of stage 2: rollout, reward, executor, learner
+# One logical CPU per actor of stage 2 (rollout, reward, executor, learner). The job driver reserves none, so Ray
+# runs it with OMP_NUM_THREADS=1: its SFT warm start and evaluations use one torch thread, which on a busy 2-core
+# machine was ~5x faster than two (the SMALL SFT: ~2 s a step against ~10 s, at load 7-10).
+NUM_CPUS=4
 STEPS1=3
 STEPS2=2
 # The shrunk run of tests/test_train_rl.py (its SMALL list): a 30-step SFT warm start on 30 episodes, 2 prompts × 4 plans.
@@ -150,6 +153,9 @@ export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$WORK/auth_token
 unset RAY_AUTH_TOKEN
 (umask 077 && "$PY" -c "import secrets; print(secrets.token_hex(32), end='')" >"$RAY_AUTH_TOKEN_PATH")
 export PYTHONUNBUFFERED=1   # the job drivers' output reaches `ray job submit` as it is written
+# Ray's memory monitor kills this cluster's workers (the job supervisor first) when the whole machine passes 95%
+# memory, whoever uses it; on a shared development machine that fails the test for someone else's job.
+export RAY_memory_monitor_refresh_ms=0
 STARTED=1
 "$RAY" start --head --node-ip-address=127.0.0.1 --port="$GCS_PORT" --num-cpus="$NUM_CPUS" --num-gpus=0 \
   --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$DASH_PORT" \
