@@ -1,6 +1,7 @@
-"""Failure handling of the RL loop's actor pools on a real local Ray: a rollout, executor or reward actor killed
-(SIGKILL of its process) while it works on a call is restarted by Ray, the call is sent again, and the answers are
-those an uninterrupted call gives — for a rollout worker only because it is given the current weights again first.
+"""The RL loop's actors on a real local Ray: several learner ranks in one process group, and failure handling:
+a rollout, executor or reward actor killed (SIGKILL of its process) while it works on a call is restarted by Ray,
+the call is sent again, and the answers are those an uninterrupted call gives — for a rollout worker only because
+it is given the current weights again first.
 
 The actors are the real worker classes; the only addition is a flag file each touches when a call starts, so the
 test kills the process mid-call rather than before or after it."""
@@ -16,15 +17,18 @@ from pathlib import Path
 import pytest
 import ray
 import torch
+from ray.util.placement_group import PlacementGroup, remove_placement_group
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
 from tracer1.config import RunConfig
 from tracer1.executors.worker import ExecutorWorker
+from tracer1.learner.worker import LearnerWorker
 from tracer1.models.loading import load_planner
 from tracer1.plan import format_plan
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
-from tracer1.train.actors import call_actors, call_pool, make_actor
+from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor
+from tracer1.train.batch import training_batches
 
 CONFIG = RunConfig.model_validate({"rollout": {"group_size": 3, "max_new_tokens": 40}, "horizon": 5,
                                    "cluster": {"max_restarts": 2, "max_task_retries": 2}})
@@ -139,3 +143,37 @@ def test_an_actor_that_cannot_come_back_fails_the_call_with_its_name(local_ray, 
     with pytest.raises(RuntimeError, match=r"first_steps \(400 copies\) on actor .* did not come back after it"):
         call_actors([(executor, (pairs,))], "first_steps", retries=2, what=["400 copies"])
     killer.join()
+
+
+def test_two_learner_ranks_take_the_same_step_as_one_rank_with_the_whole_batch(local_ray, tiny_dirs, samples):
+    """Data parallelism is exact: rank r gets micro-batches [r·k, (r+1)·k), DeepSpeed averages the ranks'
+    gradients over gloo, and the loss denominator is the whole step's — so 2 ranks × 1 micro-batch update the
+    weights as 1 rank × 2 accumulated micro-batches does."""
+    config = RunConfig.model_validate({"rollout": {"group_size": 3, "max_new_tokens": 12}, "horizon": 5,
+                                       "algorithm": {"lr": 1e-2, "total_steps": 1}})
+    worker = RolloutWorker(tiny_dirs["text"], config)
+    groups = worker.rollout(samples[:2], seed=3)
+    rewards = [[1.0, 0.0, 0.5], [0.0, 2.0, 1.0]]
+    micro, _ = training_batches(worker.bundle, worker.prompts(samples[:2]), groups, rewards, config.algorithm,
+                                accumulation=2)
+
+    def trained(ranks: int, accumulation: int) -> dict:
+        cfg = config.model_copy(update={"learner": config.learner.model_copy(
+            update={"num_ranks": ranks, "grad_accum_steps": accumulation})})
+        owned: list = []
+        try:
+            learners = learner_ranks(LearnerWorker, cfg, str(tiny_dirs["text"]), cfg, owned=owned)
+            ray.get([r.step.remote(micro[i * accumulation:(i + 1) * accumulation]) for i, r in enumerate(learners)])
+            return ray.get([r.state_dict.remote() for r in learners][0])
+        finally:
+            for thing in owned:
+                if isinstance(thing, PlacementGroup):
+                    remove_placement_group(thing)
+                else:
+                    ray.kill(thing)
+
+    one, two = trained(ranks=1, accumulation=2), trained(ranks=2, accumulation=1)
+    start = load_planner(tiny_dirs["text"]).model.state_dict()
+    assert any(not torch.equal(one[k], start[k]) for k in start)  # the step did change the weights
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=1e-5, msg=name)
