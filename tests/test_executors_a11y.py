@@ -232,7 +232,8 @@ def test_miniwob_element_mode_acts_on_the_dom_node_itself(miniwob_view):
     assert resolve(click.step, miniwob_view, problems)[0] == [("CLICK_ELEMENT", {"ref": 8})]
     typing = executor.execute(Step("type", target="#6", text="hi"), observation)
     assert typing.step == Step("type", target="#6", text="hi")  # the env reads it so already: kept as written
-    assert resolve(typing.step, miniwob_view, problems)[0] == [("FOCUS_ELEMENT_AND_TYPE_TEXT", {"ref": 6, "text": "hi"})]
+    expected = [("FOCUS_ELEMENT_AND_TYPE_TEXT", {"ref": 6, "text": "hi"})]
+    assert resolve(typing.step, miniwob_view, problems)[0] == expected
     assert executor.execute(Step("click", target="Submit"), observation).step == Step("click", target="Submit")
     placed = executor.execute(Step("click", target="Submit in the form"), observation)  # matched by its head
     assert placed.step == Step("click", target="#8")

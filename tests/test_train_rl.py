@@ -1,10 +1,16 @@
 """Stages 1 and 2 end to end on a local Ray, shrunk: the SFT warm start is trained and cached, stage 1 runs GRPO
 with rollout, reward and learner actors and syncs weights, stage 2 starts from stage 1's checkpoint and adds the
-executor actors; both evaluate before and after, save a loadable checkpoint, a report and per-part step times."""
+executor actors (online: first steps executed in the live built-in world); both evaluate before and after, save
+a loadable checkpoint, a report and per-part step times."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import ray
@@ -27,19 +33,22 @@ def metrics_of(run):
 def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
     out = tmp_path / "runs"
     try:
-        assert main(["stage=1", f"logging.out_dir={out}", "run_name=s1", "algorithm.total_steps=3", *SMALL]) == 0
+        assert main(["stage=1", f"logging.out_dir={out}", "run_name=s1", "algorithm.total_steps=3",
+                     "algorithm.eval_every=2", *SMALL]) == 0
         s1 = out / "s1"
         report = json.loads((s1 / "stage1_report.json").read_text())
         assert report["steps"] == 3 and report["before"]["samples"] == report["after"]["samples"] == 8
         steps = [m for m in metrics_of(s1) if "stage1/reward_mean" in m]
         assert [m["step"] for m in steps] == [1, 2, 3]
-        assert all(m[f"stage1/time/{part}"] >= 0 for m in steps for part in PARTS)
+        assert all(m[f"stage1/time/{part}"] >= m[f"stage1/busy/{part}"] >= 0 for m in steps for part in PARTS)
+        assert all(m["stage1/weights_lag"] == 0 and m["stage1/retried_calls"] == 0 for m in steps)
+        assert [m["step"] for m in metrics_of(s1) if "stage1/eval/reward" in m] == [2, 3]  # every 2 steps + the end
         assert any("stage1/grad_norm" in m for m in steps)  # at least one group had a reward spread
         assert [p.name for p in cache_dir_of(out).iterdir() if p.name.startswith("sft-")]  # warm start cached
         assert "stage 1 (trajectory alignment)" in capsys.readouterr().out
 
         assert main(["stage=2", f"logging.out_dir={out}", "run_name=s2", "algorithm.total_steps=2",
-                     f"checkpoint.init_from={s1 / 'checkpoints' / 'final'}", *SMALL]) == 0
+                     "env.grounding=online", f"checkpoint.init_from={s1 / 'checkpoints' / 'final'}", *SMALL]) == 0
         s2 = out / "s2"
         report = json.loads((s2 / "stage2_report.json").read_text())
         assert report["planner"] == str(s1 / "checkpoints" / "final")
@@ -55,3 +64,47 @@ def cache_dir_of(out):
     from tracer1.config import RunConfig
 
     return cache_dir(RunConfig.model_validate({"logging": {"out_dir": str(out)}}))
+
+
+def last_per_step(run, key):
+    rows = {m["step"]: m for m in metrics_of(run) if key in m}  # a resumed step appears again; the last one counts
+    return {step: rows[step] for step in sorted(rows)}
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_a_checkpoint_resumes_with_the_same_next_batches(tmp_path):
+    """SIGKILL the whole run (driver and its Ray) once the step-2 checkpoint exists; `resume=auto` (the default)
+    then continues at step 3 with the batch, weights and optimizer state an uninterrupted run has there."""
+    out = tmp_path / "runs"
+    args = ["stage=1", f"logging.out_dir={out}", "algorithm.total_steps=4", "checkpoint.every_steps=2",
+            "checkpoint.keep_last=1", "algorithm.lr=1e-3", *SMALL[:-1]]
+    try:
+        assert main([*args, "run_name=whole"]) == 0
+    finally:
+        ray.shutdown()
+    cut = out / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "tracer1.run", *args, "run_name=cut"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 900
+        while not (cut / "checkpoints" / "step-000002").is_dir():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+        proc.wait()
+    assert not (cut / "stage1_report.json").exists()
+    try:
+        assert main([*args, "run_name=cut"]) == 0
+    finally:
+        ray.shutdown()
+    report = json.loads((cut / "stage1_report.json").read_text())
+    assert report["resumed_from"] == str(cut / "checkpoints" / "step-000002")
+    whole, resumed = last_per_step(out / "whole", "stage1/reward_mean"), last_per_step(cut, "stage1/reward_mean")
+    assert list(resumed) == [1, 2, 3, 4]
+    for step in (3, 4):
+        assert resumed[step]["stage1/batch_crc32"] == whole[step]["stage1/batch_crc32"]
+        assert resumed[step]["stage1/reward_mean"] == pytest.approx(whole[step]["stage1/reward_mean"], abs=1e-6)
+        if "stage1/loss" in whole[step]:
+            assert resumed[step]["stage1/loss"] == pytest.approx(whole[step]["stage1/loss"], rel=1e-3, abs=1e-5)
+    assert report["before"] == json.loads((out / "whole" / "stage1_report.json").read_text())["before"]

@@ -27,6 +27,7 @@ class Group:
     sample_id: str
     prompt_token_ids: list[int]
     completions: list[Completion] = field(default_factory=list)
+    weights_version: int = 0  # of the engine's weights that sampled them (the loop checks none is stale)
 
     @property
     def texts(self) -> list[str]:
@@ -39,14 +40,15 @@ class RolloutWorker:
     `config` is the run's `RunConfig` (model, rollout, horizon); `engine` may be given (tests, colocation),
     otherwise `rollout.engine` picks transformers or vLLM for the planner at `model_dir`."""
 
-    def __init__(self, model_dir: str | Path, config, *, engine: RolloutEngine | None = None):
+    def __init__(self, model_dir: str | Path, config, *, engine: RolloutEngine | None = None,
+                 weights_version: int = 0):
         self.config = config
         self.engine = engine if engine is not None else make_engine(model_dir, config.model, config.rollout,
                                                                     seed=config.seed)
         held = getattr(self.engine, "bundle", None)  # the HF engine has loaded the planner already
         self.bundle: PlannerBundle = held if isinstance(held, PlannerBundle) else load_planner(
             model_dir, trust_remote_code=config.model.trust_remote_code, load_model=False)
-        self.weights_version = 0
+        self.weights_version = weights_version  # of the weights at model_dir (a resumed run's step)
 
     def prompts(self, samples: Sequence[Sample]) -> list:
         cfg = self.config
@@ -70,8 +72,8 @@ class RolloutWorker:
             return []
         outputs = self.engine.generate(self.prompts(samples), self.sampling(group_size=group_size, seed=seed,
                                                                             greedy=greedy))
-        return [Group(s.sample_id, list(group[0].prompt_token_ids) if group else [], list(group))
-                for s, group in zip(samples, outputs)]
+        return [Group(s.sample_id, list(group[0].prompt_token_ids) if group else [], list(group),
+                      self.weights_version) for s, group in zip(samples, outputs)]
 
     def update_weights(self, state: Mapping[str, Any], version: int | None = None) -> int:
         """Load the learner's weights into the engine; returns the new weights version."""

@@ -97,7 +97,7 @@ def train_rl(config, run_dir: Path) -> int:
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config,
                                                      prefix=f"stage{stage}/") as log:
         cl = config.cluster
-        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config)
+        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config, weights_version=first - 1)
                     for _ in range(config.rollout.num_workers)]
         scorers = [make_actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon,
                                                                       stage=stage)
@@ -135,6 +135,7 @@ def train_rl(config, run_dir: Path) -> int:
             out = call_pool(rollouts, "rollout", samples, retries=retries, before_retry=resync,
                             label=lambda s: s.sample_id, seed=config.seed * 1_000_003 + step)
             groups = out.results
+            lag = synced["version"] - min(g.weights_version for g in groups)  # 0 unless a sync was lost
             done("rollout", out)
             plans = [(s, p) for g, s in zip(groups, samples) for p in g.completions]
             names = [f"step {step} / {s.sample_id} / plan {i}" for i, (s, _) in enumerate(plans)]
@@ -172,6 +173,7 @@ def train_rl(config, run_dir: Path) -> int:
                       "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
             log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
                      "kept_groups": stats.kept_groups, "reward_failures": failures, "retried_calls": retried,
+                     "weights_lag": lag,
                      "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
