@@ -44,7 +44,8 @@ def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
         assert all(m["stage1/weights_lag"] == 0 and m["stage1/retried_calls"] == 0 for m in steps)
         assert [m["step"] for m in metrics_of(s1) if "stage1/eval/reward" in m] == [2, 3]  # every 2 steps + the end
         assert any("stage1/grad_norm" in m for m in steps)  # at least one group had a reward spread
-        assert [p.name for p in cache_dir_of(out).iterdir() if p.name.startswith("sft-")]  # warm start cached
+        warm = [p for p in cache_dir_of(out).iterdir() if p.name.startswith("sft-")]  # warm start cached, with
+        assert len(warm) == 1 and (warm[0] / "run" / "sft_report.json").is_file()  # its SFT report kept
         assert "stage 1 (trajectory alignment)" in capsys.readouterr().out
 
         assert main(["stage=2", f"logging.out_dir={out}", "run_name=s2", "algorithm.total_steps=2",

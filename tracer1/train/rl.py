@@ -59,11 +59,11 @@ def start_planner(config) -> Path:
     shaping["history_len"] = config.rollout.history_len
     key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
-    def build(tmp: Path) -> None:
+    def build(tmp: Path) -> None:  # the HF directory itself, with the SFT run (report, metrics) kept in run/
         train_sft(warm, tmp / "run")
         for item in (tmp / "run" / "checkpoints" / "final").iterdir():
             shutil.move(str(item), tmp / item.name)
-        shutil.rmtree(tmp / "run")
+        shutil.rmtree(tmp / "run" / "checkpoints")
 
     return cached(cache_dir(config) / f"sft-{key[:12]}", build)
 
