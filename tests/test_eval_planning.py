@@ -52,8 +52,8 @@ def test_parse_rate_first_step_and_reward_by_hand():
     assert report.first_step_action == pytest.approx(1 / 2)    # sample 1 wanted press, got click
     assert report.first_step_exact == pytest.approx(1 / 2)
     assert report.first_step_grounded == pytest.approx(1 / 2)
-    # sampled: 1.0 (perfect), -1.0 (unparseable), 1.0 (perfect), 1.0 - 0.1 (right step, one bad line)
-    assert report.reward == pytest.approx((1.0 - 1.0 + 1.0 + 0.9) / 4)
+    # sampled: 1.0 (perfect), -1.0 (unparseable), 1.0 (perfect), 1.0 - 0.5 (right step, one bad line)
+    assert report.reward == pytest.approx((1.0 - 1.0 + 1.0 + 0.5) / 4)
     assert report.greedy_reward == pytest.approx((1.0 + 0.0) / 2)  # a wrong action scores sim 0
     assert report.examples[0]["greedy_plan"] == perfect0
 

@@ -1,7 +1,7 @@
 """Stage-1 and stage-2 rewards, each case worked out by hand.
 
 Defaults used unless a test says otherwise (see `RewardConfig`): γ = 0.9, λ_align = 1, λ_rep = 0.5,
-sim weights type = location = value = 1, normalised, format penalty 0.1, unparseable −1, radius 0.14.
+sim weights type = location = value = 1, normalised, format penalty 0.5, unparseable −1, radius 0.14.
 """
 
 import pytest
@@ -112,7 +112,7 @@ def test_8_an_unparseable_plan_scores_below_any_readable_plan():
 
 def test_format_problems_cost_the_format_penalty_once():
     untagged = "1. click(target=\"Settings\")\n2. finish()"  # no <plan> block: one problem
-    assert trajectory_reward(untagged, [A, DONE], CFG, 10) == pytest.approx(1.0 - 0.1)
+    assert trajectory_reward(untagged, [A, DONE], CFG, 10) == pytest.approx(1.0 - 0.5)
 
 
 def test_a_repeat_the_reference_makes_too_is_not_penalised():
@@ -155,7 +155,7 @@ def test_wrong_action_not_executed_or_unreadable():
     assert grounded_reward(FIRST, None, SEND_BOX, CFG) == 0.0
     assert grounded_reward("no plan here", Step("click", point=(500, 450)), SEND_BOX, CFG) == -1.0
     untagged = '1. click(target="the Send button")'
-    assert grounded_reward(untagged, Step("click", point=(500, 450)), SEND_BOX, CFG) == pytest.approx(0.9)
+    assert grounded_reward(untagged, Step("click", point=(500, 450)), SEND_BOX, CFG) == pytest.approx(1.0 - 0.5)
 
 
 def test_typed_text_scroll_and_keys():
@@ -196,7 +196,7 @@ def test_a_step_that_brings_the_goal_closer_scores_one():
     closer = LiveFeedback(executed=True, progress=1, solvable=True, matches_reference=False)
     assert live_reward(FIRST, closer, CFG) == 1.0
     untagged = '1. click(target="the Send button")'          # parsed with a problem: 1 − 0.1
-    assert live_reward(untagged, closer, CFG) == pytest.approx(0.9)
+    assert live_reward(untagged, closer, CFG) == pytest.approx(1.0 - 0.5)
     assert live_reward("no plan here", closer, CFG) == -1.0
 
 
