@@ -14,6 +14,7 @@ problems; a plan with no readable step scores `unparseable`, as in stage 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +74,13 @@ def grounded_reward(plan: str | ParsedPlan, executed: Step | None, label: Ground
                     result: str | None = None) -> float:
     """The stage-2 reward of one sampled plan whose first step was executed as `executed` (None: the executor
     could not act on it) with tool/answer output `result`."""
+    return outcome_reward(plan, lambda: executed is not None and execution_correct(executed, label, cfg, result), cfg)
+
+
+def outcome_reward(plan: str | ParsedPlan, right: Callable[[], bool], cfg) -> float:
+    """The stage-2 scale (offline and online): 1.0 when `right()`, else 0.0, minus `format_penalty` once for a
+    plan read with problems; `unparseable` for a plan with no readable step (`right` is then not asked)."""
     parsed = plan if isinstance(plan, ParsedPlan) else parse_plan(plan)
     if not parsed.steps:
         return cfg.unparseable
-    right = executed is not None and execution_correct(executed, label, cfg, result)
-    return (1.0 if right else 0.0) - (cfg.format_penalty if parsed.problems else 0.0)
+    return (1.0 if right() else 0.0) - (cfg.format_penalty if parsed.problems else 0.0)

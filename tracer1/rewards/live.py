@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracer1.plan import ParsedPlan, parse_plan
+from tracer1.plan import ParsedPlan
+from tracer1.rewards.grounded import outcome_reward
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,4 @@ def live_reward(plan: str | ParsedPlan, feedback: LiveFeedback, cfg) -> float:
     """The online stage-2 reward of one sampled plan whose first step the live env answered with `feedback`
     (`cfg`: a `RewardConfig`): 1.0 when the step made progress, else 0.0; minus `format_penalty` once when the
     plan parsed with problems; `unparseable` for a plan with no readable step (as `grounded_reward`)."""
-    parsed = plan if isinstance(plan, ParsedPlan) else parse_plan(plan)
-    if not parsed.steps:
-        return cfg.unparseable
-    return (1.0 if feedback.made_progress else 0.0) - (cfg.format_penalty if parsed.problems else 0.0)
+    return outcome_reward(plan, lambda: feedback.made_progress, cfg)
