@@ -1,18 +1,12 @@
 """Step checkpoints of the RL stages: a `step-*` directory is complete or absent, old ones are pruned, resume
-finds the newest complete one, `init_from` accepts a run, a step checkpoint or an HF directory, and RNG states
-survive a JSON round trip."""
+finds the newest complete one, and `init_from` accepts a run, a step checkpoint or an HF directory."""
 
 from __future__ import annotations
 
-import json
-import random
-
-import numpy as np
 import pytest
-import torch
 
-from tracer1.train.checkpoints import (complete_checkpoints, policy_dir, read_state, resume_point, rng_state,
-                                       set_rng_state, step_dir, write_checkpoint)
+from tracer1.train.checkpoints import (complete_checkpoints, policy_dir, read_state, resume_point, step_dir,
+                                       write_checkpoint)
 
 
 def parts(tmp):
@@ -70,11 +64,3 @@ def test_init_from_accepts_a_run_a_step_checkpoint_or_an_hf_directory(tmp_path):
     (run / "checkpoints" / "final").mkdir()
     assert policy_dir(run) == run / "checkpoints" / "final"  # a finished run: its final policy
     assert policy_dir(tmp_path / "hf-model") == tmp_path / "hf-model"
-
-
-def test_rng_states_round_trip_through_json():
-    saved = json.loads(json.dumps(rng_state()))
-    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
-    random.random(), np.random.rand(), torch.rand(1)  # move on
-    set_rng_state(saved)
-    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected

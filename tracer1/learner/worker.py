@@ -17,6 +17,7 @@ from tracer1.learner.grpo import grpo_objective
 from tracer1.learner.learner import Learner
 from tracer1.models.inputs import model_inputs, sequence_logprobs
 from tracer1.models.loading import load_planner
+from tracer1.seeding import rng_state, set_rng_state
 
 
 class LearnerWorker:
@@ -68,17 +69,17 @@ class LearnerWorker:
         return self.learner.state_dict()
 
     def save_checkpoint(self, directory: str | Path) -> dict:
-        """policy/ (HF, safetensors) and deepspeed/ (optimizer etc.) under `directory`; → this rank's torch RNG
-        state (collective: every rank calls it)."""
+        """policy/ (HF, safetensors) and deepspeed/ (optimizer etc.) under `directory`; → this rank's RNG states
+        (collective: every rank calls it)."""
         self.save(Path(directory) / "policy")
         self.learner.save_state(Path(directory) / "deepspeed")
-        return {"rank": self.rank, "torch_rng": torch.get_rng_state().tolist()}
+        return rng_state()
 
     def load_checkpoint(self, directory: str | Path, rng: dict | None = None) -> int:
         """Continue from `save_checkpoint`'s directory (this run's own); → the learner's optimizer steps so far."""
         self.learner.load_state(Path(directory) / "deepspeed")
         if rng is not None:
-            torch.set_rng_state(torch.tensor(rng["torch_rng"], dtype=torch.uint8))
+            set_rng_state(rng)
         return self.learner.steps_done
 
     def save(self, directory: str | Path) -> str:

@@ -6,7 +6,7 @@ A checkpoint is a directory `<run>/checkpoints/step-NNNNNN/`:
                          evaluation and `init_from=` load
     deepspeed/           DeepSpeed's own state (optimizer, LR schedule, ZeRO partitions), read back only by the
                          learner resuming this run (it is torch-pickled, so never from a path the run did not write)
-    trainer_state.json   step, data cursor, RNG states, the evaluation before training, the config
+    trainer_state.json   step, data cursor, RNG states (`tracer1.seeding`), the evaluation before training
 
 It is built in a temp directory beside the others and renamed into place as the last act, so a directory named
 `step-*` is always complete; a crash mid-write leaves only a `.step-*.tmp-*` that the next save removes.
@@ -14,15 +14,10 @@ It is built in a temp directory beside the others and renamed into place as the 
 
 from __future__ import annotations
 
-import base64
 import json
-import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from tracer1.atomic import save_json_atomic
 
@@ -61,8 +56,9 @@ def policy_dir(path: str | Path) -> Path:
     path = Path(path)
     if (path / "checkpoints" / "final").is_dir():
         return path / "checkpoints" / "final"
-    if (path / "checkpoints").is_dir() and complete_checkpoints(path):
-        return complete_checkpoints(path)[-1] / "policy"
+    done = complete_checkpoints(path)
+    if done:
+        return done[-1] / "policy"
     if (path / STATE_FILE).is_file():
         return path / "policy"
     return path
@@ -94,22 +90,3 @@ def write_checkpoint(run_dir: Path, step: int, write_parts: Callable[[Path], dic
     for old in complete_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _encode(t: torch.Tensor) -> str:
-    return base64.b64encode(t.numpy().tobytes()).decode()
-
-
-def rng_state() -> dict:
-    """Python, NumPy and torch RNG states of this process, JSON-ready."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-            "numpy": [kind, keys.tolist(), pos, has_gauss, gauss], "torch": _encode(torch.get_rng_state())}
-
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(state["torch"])), dtype=torch.uint8))

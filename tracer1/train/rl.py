@@ -36,15 +36,15 @@ from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
+from tracer1.seeding import rng_state, seed_everything, set_rng_state
 from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor, ray_session, wait_until_placed
 from tracer1.train.assets import cache_dir, cached, load_split
 from tracer1.train.batch import training_batches
-from tracer1.train.checkpoints import (policy_dir, read_state, resume_point, rng_state, set_rng_state,
-                                       write_checkpoint)
+from tracer1.train.checkpoints import policy_dir, read_state, resume_point, write_checkpoint
 from tracer1.train.report import summary_table
-from tracer1.train.sft import batches, build_prompts, evaluate, held_out, seed_everything
+from tracer1.train.sft import batches, build_prompts, evaluate, held_out
 
-PARTS = ("rollout", "execute", "reward", "learner", "sync")
+PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts of a step, in order
 
 
 def start_planner(config) -> Path:
@@ -117,6 +117,10 @@ def train_rl(config, run_dir: Path) -> int:
             if synced["state"] is not None:
                 ray.get(worker.update_weights.remote(synced["state"], version=synced["version"]))
 
+        def latest_weights() -> dict:  # the last synced weights, else the learner's (all ranks: ZeRO-3 gathers)
+            return ray.get(synced["state"] if synced["state"] is not None else
+                           [r.state_dict.remote() for r in learners][0])
+
         draw = batches(config.rollout.prompts_per_step, len(train), config.seed)
         for _ in range(first - 1):  # the data cursor: batches are drawn in a fixed, seeded order
             next(draw)
@@ -178,8 +182,7 @@ def train_rl(config, run_dir: Path) -> int:
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
-                engine.update_weights(ray.get(synced["state"]) if synced["state"] is not None else
-                                      ray.get([r.state_dict.remote() for r in learners][0]))
+                engine.update_weights(latest_weights())
                 log.log({f"eval/{k}": v for k, v in evaluate(engine, eval_prompts, evals, config).to_dict().items()},
                         step)
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
@@ -191,7 +194,7 @@ def train_rl(config, run_dir: Path) -> int:
                                                         "data_cursor": step, "planner": str(planner)},
                                  config.checkpoint.keep_last)
 
-        engine.update_weights(ray.get([r.state_dict.remote() for r in learners][0]))
+        engine.update_weights(latest_weights())
         after = evaluate(engine, eval_prompts, evals, config)
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
         final = str(run_dir / "checkpoints" / "final")

@@ -14,9 +14,9 @@ import random
 import time
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
+from tracer1.atomic import save_json_atomic
 from tracer1.engines.hf import HFEngine
 from tracer1.eval import PlanningReport, evaluate_planning, grounding_check
 from tracer1.executors import make_executor
@@ -25,14 +25,9 @@ from tracer1.metrics import MetricsLogger
 from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_target
 from tracer1.models.loading import load_planner
 from tracer1.models.prompt import plan_target, prompt_from_sample
+from tracer1.seeding import seed_everything
 from tracer1.train.assets import load_split, planner_path
-from tracer1.atomic import save_json_atomic
 from tracer1.train.report import summary_table
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def build_prompts(bundle, samples, config, desc: str, progress: bool = True) -> list:
