@@ -21,7 +21,7 @@ from tracer1.overrides import (
 
 __all__ = [
     "AlgorithmConfig", "CheckpointConfig", "ClusterConfig", "ConfigError", "DataConfig", "EnvConfig",
-    "ExecutorConfig", "LearnerConfig", "LoggingConfig", "ModelConfig", "Resources", "RewardConfig",
+    "ExecutorConfig", "LearnerConfig", "LoggingConfig", "ModelConfig", "NodeGroup", "Resources", "RewardConfig",
     "RolloutConfig", "RunConfig", "SFTConfig", "SimWeights", "Stage", "dump_config", "load_config",
 ]
 
@@ -75,6 +75,11 @@ class ExecutorConfig(Section):
     max_new_tokens: int = Field(128, ge=1, description="generation budget of a VLM executor per step")
     deadline_s: float = Field(
         60.0, gt=0, description="per-item deadline; a late item is retried on a fresh actor")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf", description="kind='vlm': the engine serving model_path (transformers, or vLLM on GPUs)")
+    tensor_parallel_size: int = Field(1, ge=1, description="kind='vlm' on vLLM: GPUs per executor engine")
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="kind='vlm' on vLLM: fraction of its GPUs' memory an executor engine may take")
 
     @model_validator(mode="after")
     def _vlm_needs_model(self) -> ExecutorConfig:
@@ -95,6 +100,9 @@ class DataConfig(Section):
     max_samples: int | None = Field(
         None, ge=1, description="use at most this many training samples (quick runs); null = all")
     shuffle: bool = Field(True, description="shuffle training samples each epoch (seeded)")
+    train_shards: str | None = Field(
+        None, description="Parquet shards (directory, s3:// or gs:// prefix) that rollout workers stream, each its "
+                          "own range (tracer1.data.shards); null = the driver reads train_path")
 
 
 class EnvConfig(Section):
@@ -138,6 +146,11 @@ class RolloutConfig(Section):
     enforce_eager: bool = Field(
         False, description="vLLM: run the model eagerly, without torch.compile and CUDA graphs: slower decoding, "
                            "but start-up on CPU is minutes shorter")
+    weight_sync: Literal["auto", "nccl", "file"] = Field(
+        "auto", description="learner → vLLM weights: NCCL broadcast in buckets (GPUs, supported vLLM), a "
+                            "safetensors file, or auto = nccl where possible (tracer1.engines.weight_sync)")
+    weight_sync_bucket_mb: int = Field(
+        1024, ge=1, description="NCCL weight sync: MB gathered from ZeRO-3 shards and broadcast at a time")
 
 
 class SimWeights(Section):
@@ -256,6 +269,18 @@ class Resources(Section):
     gpus: float = Field(0.0, ge=0, description="GPUs per actor (fractions share a GPU)")
 
 
+class NodeGroup(Section):
+    count: int = Field(0, ge=0, description="identical GPU/worker nodes; 0 = no cluster stated")
+    cpus: float = Field(0.0, ge=0, description="CPUs Ray sees on each node")
+    gpus: int = Field(0, ge=0, description="GPUs on each node")
+    gpu_memory_gb: float = Field(
+        80.0, gt=0, description="memory of each GPU in GB, for the plan's memory check (also used against a live "
+                                "Ray cluster, which does not report it)")
+    head_cpus: float = Field(
+        0.0, ge=0, description="CPUs of a separate CPU-only head node (runs the driver; 0 = the driver shares the "
+                               "first node)")
+
+
 class ClusterConfig(Section):
     address: str | None = Field(
         None, description="Ray cluster address; null = $RAY_ADDRESS if set, else a local Ray")
@@ -270,6 +295,8 @@ class ClusterConfig(Section):
     executor: Resources = Field(default_factory=Resources, description="resources of each executor actor")
     reward: Resources = Field(default_factory=Resources, description="resources of each reward actor")
     learner: Resources = Field(default_factory=Resources, description="resources of each learner rank")
+    nodes: NodeGroup = Field(
+        default_factory=NodeGroup, description="the nodes `--plan` checks against without a Ray cluster address")
 
 
 class LoggingConfig(Section):

@@ -19,7 +19,7 @@ from tracer1.overrides import iter_fields, yaml_scalar
 EXIT_OK = 0
 EXIT_BAD_CONFIG = 2
 
-USAGE = "usage: python -m tracer1.run [--config FILE] [key.sub=value ...] [--print-config] [--help]"
+USAGE = "usage: python -m tracer1.run [--config FILE] [key.sub=value ...] [--print-config] [--plan] [--help]"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "-h" in args or "--help" in args:
         print(render_help())
         return EXIT_OK
+    plan = "--plan" in args  # print where each actor would run, check it fits, and exit (tracer1.placement)
+    args = [a for a in args if a != "--plan"]
     try:
         config_files, overrides, print_config = parse_args(args)
         config = load_config(overrides, config_files)
@@ -36,6 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if print_config:
         sys.stdout.write(dump_config(config))
         return EXIT_OK
+    if plan:
+        from tracer1.placement import plan_for  # noqa: PLC0415 — Ray is imported only to ask a live cluster
+
+        placement = plan_for(config)
+        print(placement.render())
+        if not placement.fits:
+            print(f"tracer1: this config does not fit {placement.source}; see DOES NOT FIT above", file=sys.stderr)
+        return EXIT_OK if placement.fits else EXIT_BAD_CONFIG
     try:
         config, run_dir = prepare_run_dir(config)
     except OSError as exc:  # e.g. logging.out_dir not writable: say so, without a traceback
@@ -150,9 +160,11 @@ Values are YAML: stage=sft  horizon=1  env.tasks=[a,b]  checkpoint.init_from=nul
 options:
   --config FILE    load settings from a YAML file (repeatable; configs/ has examples)
   --print-config   print the resolved config as YAML (loadable with --config) and exit
+  --plan           print where each actor would run (per node and GPU) against the Ray cluster at
+                   cluster.address / RAY_ADDRESS, else cluster.nodes; exit 2 if it does not fit
   -h, --help       show this help and exit
 
-exit codes: 0 done, 2 bad config or arguments, 1 the run failed (the error says where)
+exit codes: 0 done, 2 bad config/arguments (--plan: no fit), 1 the run failed (the error says where)
 
 settings (path: type = default  (bounds), then what it means):"""
 

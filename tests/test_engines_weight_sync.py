@@ -1,0 +1,138 @@
+"""Learner → engine weight sync (tracer1.engines.weight_sync), the parts a CPU can run: bucket plans and their
+names, packing into flat buffers and back, ZeRO-3 shards gathered a bucket at a time from a real DeepSpeed
+learner (gloo, one rank), the choice between the NCCL and file paths with the vLLM version check, and the file
+fallback into a real transformers engine. The NCCL broadcast itself needs GPUs and is not run here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from tracer1.config import LearnerConfig, RunConfig
+from tracer1.engines.hf import HFEngine
+from tracer1.engines.weight_sync import (
+    SUPPORTED_VLLM, check_vllm_version, choose_sync, engine_ranks, gathered_buckets, hf_name, pack_bucket,
+    plan_buckets, sync_by_file, unpack_bucket, weight_buckets,
+)
+from tracer1.learner import Learner
+from tracer1.models.loading import PlannerBundle
+
+
+def tiny_qwen2(seed: int) -> Qwen2ForCausalLM:
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+
+
+def test_buckets_follow_the_order_align_offsets_and_stay_under_the_size():
+    # a: 3 float32 = 12 B at 0; b: 5 bfloat16 = 10 B at 16 (12 rounded up to 8s) → 26 B; c: 4 float32 = 16 B would
+    # start at 32 and end at 48 > 32, so it opens bucket 2 at offset 0.
+    buckets = plan_buckets([("a", (3,), torch.float32), ("b", (5,), torch.bfloat16), ("c", (2, 2), "float32")], 32)
+    assert [b.name for b in buckets] == ["bucket-0001-of-0002", "bucket-0002-of-0002"]
+    assert [(s.name, s.offset, s.nbytes, s.dtype) for s in buckets[0].tensors] == [
+        ("a", 0, 12, "float32"), ("b", 16, 10, "bfloat16")]
+    assert buckets[0].nbytes == 26
+    assert [(s.name, s.offset, s.shape) for s in buckets[1].tensors] == [("c", 0, (2, 2))]
+
+
+def test_a_tensor_larger_than_a_bucket_travels_alone_and_plans_are_stable():
+    specs = [("small", (2,), torch.float32), ("huge", (100,), torch.float32), ("tail", (1,), torch.float32)]
+    buckets = plan_buckets(specs, 64)
+    assert [[s.name for s in b.tensors] for b in buckets] == [["small"], ["huge"], ["tail"]]
+    assert buckets[1].nbytes == 400
+    assert plan_buckets(specs, 64) == buckets  # the learner and every engine compute the same plan
+
+
+def test_a_plan_refuses_a_repeated_name_and_a_nonpositive_size():
+    with pytest.raises(ValueError, match="'w' appears twice"):
+        plan_buckets([("w", (1,), torch.float32), ("w", (1,), torch.float32)], 64)
+    with pytest.raises(ValueError, match="bucket_bytes must be positive"):
+        plan_buckets([], 0)
+
+
+def test_pack_then_unpack_gives_the_same_tensors_as_views_of_one_buffer():
+    tensors = {"w": torch.randn(3, 5), "b": torch.randn(7).to(torch.bfloat16), "i": torch.arange(6).reshape(2, 3)}
+    (bucket,) = plan_buckets([(n, tuple(t.shape), t.dtype) for n, t in tensors.items()], 1 << 20)
+    flat = pack_bucket(bucket, tensors)
+    assert flat.dtype == torch.uint8 and flat.numel() == bucket.nbytes
+    back = unpack_bucket(bucket, flat)
+    assert [n for n, _ in back] == ["w", "b", "i"]
+    for name, t in back:
+        assert t.dtype == tensors[name].dtype and torch.equal(t, tensors[name])
+        assert t.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()  # no copies on the receiver
+    with pytest.raises(ValueError, match="w is \\(5, 3\\) float32, the plan says \\(3, 5\\) float32"):
+        pack_bucket(bucket, {**tensors, "w": tensors["w"].T.contiguous()})
+
+
+def test_hf_names_lose_the_wrappers_of_deepspeed_compile_and_fsdp_only():
+    assert hf_name("module.model.layers.0.mlp.up_proj.weight") == "model.layers.0.mlp.up_proj.weight"
+    assert hf_name("module._orig_mod.lm_head.weight") == "lm_head.weight"
+    assert hf_name("_fsdp_wrapped_module.model.norm.weight") == "model.norm.weight"
+    assert hf_name("model.visual.module.proj") == "model.visual.module.proj"  # a real "module" inside stays
+
+
+@pytest.fixture(scope="module")
+def zero3_learner():
+    cfg = LearnerConfig(zero_stage=3, micro_batch_size=4, grad_accum_steps=1, backend="gloo")
+    return Learner(tiny_qwen2(seed=0), cfg, lr=1e-3, total_steps=10)
+
+
+def test_zero3_shards_are_gathered_one_bucket_at_a_time(zero3_learner):
+    module = zero3_learner.model
+    full = zero3_learner.state_dict()  # the existing path: everything gathered at once
+    bucket_bytes = 8 * 1024
+    plan = weight_buckets(module, bucket_bytes)
+    assert len(plan) > 3 and all(b.nbytes <= bucket_bytes or len(b.tensors) == 1 for b in plan)
+    params = dict(module.named_parameters())
+    seen = {}
+    for bucket, tensors in gathered_buckets(module, bucket_bytes, zero3=True):
+        names = {s.name for s in bucket.tensors}
+        assert set(tensors) == names
+        outside = [n for n in params if n not in names]
+        assert all(params[n].numel() == 0 for n in outside)  # the rest of the model stays partitioned meanwhile
+        seen.update({n: t.clone() for n, t in tensors.items()})
+    assert list(seen) == list(full)
+    assert all(torch.equal(seen[n], full[n]) for n in full)
+
+
+def test_the_file_fallback_loads_the_gathered_buckets_into_a_transformers_engine(zero3_learner):
+    other = tiny_qwen2(seed=1)
+    bundle = PlannerBundle(model=other, tokenizer=None, processor=None, is_vision=False, path="(in memory)",
+                           eos_token_ids=(0,), banned_token_ids=(), pad_token_id=0)
+    engine = HFEngine(bundle)
+    full = zero3_learner.state_dict()
+    assert not torch.equal(engine.model.state_dict()["lm_head.weight"], full["lm_head.weight"])
+    count = sync_by_file(engine, gathered_buckets(zero3_learner.model, 8 * 1024, zero3=True))
+    assert count == len(full)
+    assert all(torch.equal(engine.model.state_dict()[n], full[n]) for n in full)
+
+
+def config(**rollout) -> RunConfig:
+    return RunConfig.model_validate({"rollout": rollout})
+
+
+def test_auto_takes_nccl_only_with_vllm_on_gpus_and_a_supported_version():
+    supported = f"{SUPPORTED_VLLM[0]}.0"
+    assert choose_sync(config(engine="vllm"), gpus=True, vllm_version=supported)[0] == "nccl"
+    path, why = choose_sync(config(engine="vllm"), gpus=True, vllm_version="0.31.2")
+    assert path == "file" and "found 0.31.2" in why
+    assert choose_sync(config(engine="vllm"), gpus=False, vllm_version=supported) == (
+        "file", "auto: the learner ranks and rollout engines are not all on GPUs (cluster.learner/rollout.gpus)")
+    assert choose_sync(config(engine="hf"), gpus=True, vllm_version=supported)[0] == "file"
+    assert choose_sync(config(engine="vllm", weight_sync="file"), gpus=True, vllm_version=supported) == (
+        "file", "rollout.weight_sync=file")
+
+
+def test_nccl_asked_for_where_it_cannot_work_is_refused_with_the_way_out():
+    with pytest.raises(RuntimeError, match="rollout.weight_sync=nccl cannot be used: .*found 0.10.1.*"
+                                           "rollout.weight_sync=file"):
+        choose_sync(config(engine="vllm", weight_sync="nccl"), gpus=True, vllm_version="0.10.1")
+    with pytest.raises(RuntimeError, match="found no vLLM"):
+        check_vllm_version(None)
+    check_vllm_version(f"{SUPPORTED_VLLM[-1]}.3+cpu")  # local builds' suffixes are fine
+
+
+def test_engine_ranks_put_the_learner_first_and_each_engines_tp_workers_together():
+    assert engine_ranks(3, 2) == (7, [1, 3, 5])
+    assert engine_ranks(1, 1) == (2, [1])

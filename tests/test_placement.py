@@ -1,0 +1,143 @@
+"""The placement plan (tracer1.placement, `python -m tracer1.run ... --plan`): where each actor of a GPU config
+lands, per node and GPU, the memory lower bounds behind it (worked by hand below), and the refusals of configs
+that cannot fit — against a stated cluster (cluster.nodes) and against a live local Ray cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ray
+
+from tracer1.config import load_config
+from tracer1.placement import Node, plan_for, plan_placement, stated_nodes
+from tracer1.run import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GPU_CONFIGS = sorted((ROOT / "configs").glob("gpu_*.yaml"))
+
+
+def plan(name: str, *overrides: str):
+    config = load_config(overrides, [ROOT / "configs" / name])
+    return plan_for(config)
+
+
+def layout(p) -> dict[tuple[int, int], list[str]]:
+    """(node index, GPU) -> labels of the actors on it."""
+    out: dict[tuple[int, int], list[str]] = {}
+    for placed in p.placed:
+        for gpu in placed.devices:
+            out.setdefault((placed.node, gpu), []).append(placed.demand.label)
+    return out
+
+
+def test_there_are_gpu_configs_for_one_and_four_nodes_and_both_planners():
+    names = [p.name for p in GPU_CONFIGS]
+    assert names == ["gpu_qwen25vl7b_1x8.yaml", "gpu_qwen3vl8b_1x8.yaml", "gpu_qwen3vl8b_4x8.yaml"]
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("stage", [1, 2])
+def test_every_gpu_config_fits_the_cluster_it_states(path, stage):
+    p = plan(path.name, f"stage={stage}")
+    assert p.fits, p.render()
+    config = load_config([f"stage={stage}"], [path])
+    assert config.model.dtype == "bfloat16" and config.learner.zero_stage == 3 and config.horizon == 10
+    assert sum(1 for x in p.placed if x.demand.role == "learner") == config.learner.num_ranks
+    assert sum(1 for x in p.placed if x.demand.role == "executor") == (config.executor.num_actors if stage == 2 else 0)
+
+
+def test_one_node_plan_for_qwen3_stage2_gpu_by_gpu():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "stage=2")
+    assert layout(p) == {(0, 0): ["learner rank 0"], (0, 1): ["learner rank 1"], (0, 2): ["learner rank 2"],
+                         (0, 3): ["learner rank 3"], (0, 4): ["rollout 0"], (0, 5): ["rollout 1"],
+                         (0, 6): ["executor 0"], (0, 7): ["executor 1"]}
+    rewards = [x for x in p.placed if x.demand.role == "reward"]
+    assert len(rewards) == 4 and all(x.devices == () for x in rewards)
+    # ZeRO-3 over 4 ranks: 16 B × 8.77e9 / 4 = 35.08 GB, plus the bf16 KL reference 2 B × 8.77e9 = 17.54 GB.
+    learner = next(x.demand for x in p.placed if x.demand.role == "learner")
+    assert learner.memory_gb == pytest.approx(52.62)
+    text = p.render()
+    assert "GPU 4            rollout 0, ≥ 17.5 GB [vllm]" in text and "FITS" in text
+
+
+def test_four_node_plan_puts_learners_on_two_nodes_and_tp2_engines_on_whole_gpu_pairs():
+    p = plan("gpu_qwen3vl8b_4x8.yaml", "stage=2")
+    assert [n.name for n in p.nodes] == ["head", "node 0", "node 1", "node 2", "node 3"]
+    by_role = {}
+    for x in p.placed:
+        by_role.setdefault(x.demand.role, set()).add(x.node)
+    assert by_role == {"learner": {1, 2}, "rollout": {3, 4}, "executor": {4}, "reward": {0}}
+    engines = [x for x in p.placed if x.demand.role == "rollout"]
+    assert [(x.node, x.devices) for x in engines] == [(3, (0, 1)), (3, (2, 3)), (3, (4, 5)), (3, (6, 7)),
+                                                       (4, (0, 1)), (4, (2, 3))]
+    assert any("must be storage every node mounts" in n for n in p.notes)
+
+
+def test_a_config_too_big_for_its_node_is_refused_naming_what_is_missing():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "learner.num_ranks=8")
+    assert not p.fits
+    assert p.problems[0].startswith("rollout 0 needs 8 CPU and 1 GPU on one node; left after the actors before it: "
+                                    "node 0 0 GPU, 128 CPU")
+    assert "asks for 10 GPUs" in p.problems[-1] and "the cluster has 8 GPUs" in p.problems[-1]
+
+
+def test_memory_bounds_refuse_zero2_on_two_ranks_and_a_tp_mismatch():
+    # ZeRO-2, 2 ranks: weights 2 B × 8.77 = 17.54 GB + grads/Adam 14 B × 8.77 / 2 = 61.39 GB + reference 17.54 GB
+    # = 96.47 GB > 80 GB.
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "learner.num_ranks=2", "learner.zero_stage=2", "learner.grad_accum_steps=8")
+    assert any(m.startswith("a learner rank needs at least 96.5 GB of GPU memory") for m in p.problems), p.problems
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "rollout.tensor_parallel_size=2")
+    assert any("cluster.rollout.gpus is 1 but rollout.tensor_parallel_size is 2" in m for m in p.problems)
+
+
+def test_a_step_too_small_for_the_ranks_is_refused():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "rollout.prompts_per_step=4")  # 32 plans < 16 micro-batches × 4 ranks
+    assert any("a step's 32 plans" in m and "cannot fill learner.grad_accum_steps 16" in m for m in p.problems)
+
+
+def test_strategies_pack_spread_and_strict_pack():
+    spread = plan("gpu_qwen3vl8b_4x8.yaml", "cluster.placement_strategy=SPREAD")
+    ranks = sorted((x for x in spread.placed if x.demand.role == "learner"), key=lambda x: x.demand.index)
+    assert [x.node for x in ranks[:5]] == [1, 2, 3, 4, 1]  # one rank per GPU node in turn (the head has no GPU)
+    strict = plan("gpu_qwen3vl8b_4x8.yaml", "cluster.placement_strategy=STRICT_PACK")
+    assert not strict.fits and "must share one node (cluster.placement_strategy STRICT_PACK)" in strict.problems[0]
+
+
+def test_fractional_gpus_share_one_device_and_whole_ones_do_not():
+    config = load_config(["rollout.num_workers=2", "cluster.rollout.gpus=0.5", "cluster.learner.gpus=1",
+                          "reward.num_actors=1"])
+    p = plan_placement(config, [Node("n", 8, 2, 80)], "two GPUs")
+    assert layout(p) == {(0, 0): ["learner rank 0"], (0, 1): ["rollout 0", "rollout 1"]}
+
+
+def test_stated_nodes_put_a_cpu_head_first():
+    config = load_config(["cluster.nodes={count: 2, cpus: 16, gpus: 4, head_cpus: 8}"])
+    assert [(n.name, n.cpus, n.gpus, n.head) for n in stated_nodes(config)] == [
+        ("head", 8, 0, True), ("node 0", 16, 4, False), ("node 1", 16, 4, False)]
+
+
+def test_the_command_prints_the_plan_and_exits_2_when_it_does_not_fit(capsys):
+    config = str(ROOT / "configs" / "gpu_qwen3vl8b_1x8.yaml")
+    assert main(["--config", config, "--plan", "stage=2"]) == 0
+    out = capsys.readouterr().out
+    assert "node 0 (head): 192 CPU, 8 GPU × 80 GB" in out and "executor 1" in out and "FITS" in out
+    assert main(["--config", config, "--plan", "cluster.nodes.gpus=4"]) == 2
+    captured = capsys.readouterr()
+    assert "DOES NOT FIT" in captured.out and "does not fit cluster.nodes (1 × 192 CPU, 4 GPU" in captured.err
+
+
+def test_a_live_ray_cluster_is_what_the_plan_checks_when_one_is_named(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
+    try:
+        stage1 = load_config(["cluster.address=auto", "cluster.nodes.count=9"])  # the live cluster wins
+        p = plan_for(stage1)
+        assert p.fits and "ray.cluster_resources(): 0 GPUs, 3 CPUs" in p.source
+        assert len(p.nodes) == 1 and p.nodes[0].cpus == 3
+        p = plan_for(load_config(["cluster.address=auto", "stage=2"]))  # + an executor: 4 CPUs on 3
+        assert not p.fits  # the executor, created before the reward actor, took the last CPU
+        assert p.problems[0].startswith("reward 0 needs 1 CPU and 0 GPU on one node; left after the actors "
+                                        "before it: ")
+    finally:
+        ray.shutdown()

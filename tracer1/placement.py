@@ -1,0 +1,470 @@
+"""The placement plan a run config implies: which node and which GPUs each actor gets, and whether it fits.
+
+    python -m tracer1.run --config configs/gpu_qwen3vl8b_4x8.yaml --plan           # stated cluster.nodes
+    RAY_ADDRESS=http://head:8265 python -m tracer1.run --config ... --plan         # the live Ray cluster
+
+The actors are the RL loop's (`tracer1.train.rl`): `learner.num_ranks` learner ranks in one placement group
+(`cluster.placement_strategy`), `rollout.num_workers` rollout engines (a vLLM engine with tensor parallelism
+holds `rollout.tensor_parallel_size` GPUs of one node: its TP workers are processes of that actor),
+`executor.num_actors` executors (stage 2 only) and `reward.num_actors` CPU-only reward actors. The driver is
+not a Ray actor: it runs where `ray job submit` starts it (the head node) and holds an evaluation engine on CPU.
+
+The simulation places roles in the order the loop creates them and the way Ray's scheduler does for these
+requests: the learner group first (PACK fills as few nodes as possible, SPREAD deals bundles round-robin,
+STRICT_PACK needs one node), then each actor on the first node with room (an actor's resources always come
+from one node; a fractional GPU shares one device; CPU-only actors prefer nodes without GPUs, as Ray does).
+A plan that fits here can still be fragmented differently by Ray in a cluster shared with other jobs.
+
+Memory check: lower bounds, before activations and KV cache, for models whose size is known
+(`MODEL_PARAMS_B`): a learner rank holds its ZeRO share of weights, gradients and Adam states (16 bytes per
+parameter in all under bf16 mixed precision: 2 weights + 2 grads + 12 fp32 master/m/v) plus, when
+`algorithm.kl_coef` > 0, a whole reference model; a vLLM engine holds weights / tensor_parallel_size within
+`gpu_memory_utilization` of its GPUs. A config over a bound cannot run and is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GB = 1e9
+
+# Parameters in billions (the models' safetensors totals), keyed by the lowercased last part of a hub id or path.
+MODEL_PARAMS_B = {
+    "qwen3-vl-8b-instruct": 8.77,
+    "qwen3-vl-8b-thinking": 8.77,
+    "qwen2.5-vl-7b-instruct": 8.29,
+    "ui-tars-1.5-7b": 8.29,
+}
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def params_billion(path: str | None) -> float | None:
+    return MODEL_PARAMS_B.get(Path(path).name.lower()) if path else None
+
+
+@dataclass
+class Node:
+    name: str
+    cpus: float
+    gpus: int
+    gpu_memory_gb: float | None = None
+    head: bool = False
+    free_cpus: float = field(init=False)
+    free_gpu: list[float] = field(init=False)  # per device: the unused fraction (Ray splits a GPU by fractions)
+
+    def __post_init__(self) -> None:
+        self.free_cpus, self.free_gpu = float(self.cpus), [1.0] * int(self.gpus)
+
+    def can_take(self, cpus: float, gpus: float) -> bool:
+        return self._devices(gpus) is not None and self.free_cpus + 1e-9 >= cpus
+
+    def _devices(self, gpus: float) -> list[int] | None:
+        if gpus == 0:
+            return []
+        if gpus >= 1:  # whole devices, all free
+            whole = [i for i, f in enumerate(self.free_gpu) if f >= 1 - 1e-9]
+            return whole[:int(gpus)] if len(whole) >= gpus else None
+        fits = [(f, i) for i, f in enumerate(self.free_gpu) if f + 1e-9 >= gpus]
+        return [min(fits)[1]] if fits else None  # best fit: the fullest device that still has room
+
+    def take(self, cpus: float, gpus: float) -> tuple[int, ...]:
+        devices = self._devices(gpus)
+        assert devices is not None and self.free_cpus + 1e-9 >= cpus
+        for i in devices:
+            self.free_gpu[i] -= min(gpus, 1.0)
+        self.free_cpus -= cpus
+        return tuple(devices)
+
+    def describe(self) -> str:
+        gpus = f"{self.gpus} GPU" + (f" × {self.gpu_memory_gb:g} GB" if self.gpus and self.gpu_memory_gb else "")
+        return f"{self.name}{' (head)' if self.head and self.name != 'head' else ''}: {self.cpus:g} CPU, {gpus}"
+
+
+@dataclass(frozen=True)
+class Demand:
+    role: str            # learner, rollout, executor, reward
+    index: int
+    cpus: float
+    gpus: float
+    memory_gb: float | None = None   # lower bound of the GPU memory it needs in all (None = not estimated)
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.role} {'rank ' if self.role == 'learner' else ''}{self.index}"
+
+
+@dataclass
+class Placed:
+    demand: Demand
+    node: int
+    devices: tuple[int, ...]
+
+
+@dataclass
+class Plan:
+    nodes: list[Node]
+    source: str
+    stage: object
+    placed: list[Placed] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        lines = [f"placement plan for stage {self.stage}, against {self.source}"]
+        need_gpus = sum(p.demand.gpus for p in self.placed)
+        lines.append(f"  cluster: {len(self.nodes)} node(s), {sum(n.gpus for n in self.nodes)} GPUs, "
+                     f"{sum(n.cpus for n in self.nodes):g} CPUs; placed actors take {need_gpus:g} GPUs, "
+                     f"{sum(p.demand.cpus for p in self.placed):g} CPUs")
+        for i, node in enumerate(self.nodes):
+            here = [p for p in self.placed if p.node == i]
+            lines.append(f"  {node.describe()}  (left: {sum(node.free_gpu):g} GPU, {node.free_cpus:g} CPU)")
+            if node.head:
+                lines.append("    driver           tracer1.run (under ray job submit: on the head); eval engine on CPU")
+            for gpu in range(node.gpus):
+                users = [p for p in here if gpu in p.devices]
+                text = ", ".join(_gpu_user(p) for p in users) if users else "(idle)"
+                lines.append(f"    GPU {gpu:<3}          {text}")
+            cpu_only = [p for p in here if not p.devices]
+            for role in dict.fromkeys(p.demand.role for p in cpu_only):
+                group = [p.demand for p in cpu_only if p.demand.role == role]
+                lines.append(f"    CPU only         {role} {_ranges([d.index for d in group])} "
+                             f"({group[0].cpus:g} CPU each)")
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.fits:
+            lines.append("  FITS: every actor has a place")
+        else:
+            lines.append("  DOES NOT FIT:")
+            lines += [f"    - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _gpu_user(p: Placed) -> str:
+    d = p.demand
+    share = f" ({d.gpus:g} GPU)" if d.gpus < 1 else (f" (TP {int(d.gpus)}, GPUs {_ranges(p.devices)})"
+                                                     if d.gpus > 1 else "")
+    memory = f", ≥ {d.memory_gb:.1f} GB{' in all' if d.gpus > 1 else ''}" if d.memory_gb is not None else ""
+    return f"{d.label}{share}{memory}{f' [{d.detail}]' if d.detail else ''}"
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """0,1,2,5 -> '0-2, 5'."""
+    values, out, start = sorted(values), [], None
+    for i, v in enumerate(values):
+        start = v if start is None else start
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            out.append(f"{start}" if start == v else f"{start}-{v}")
+            start = None
+    return ", ".join(out)
+
+
+# --- what the config asks for ----------------------------------------------------------------------------------
+
+def demands(config) -> tuple[list[Demand], list[str]]:
+    """The actors of `config.stage`, in the order the loop creates them, and the problems that no cluster can
+    fix (tensor parallelism that does not match the GPUs asked for, memory over the bounds, batches too small
+    for the ranks)."""
+    c, problems = config.cluster, []
+    b = DTYPE_BYTES[config.model.dtype]
+    planner = params_billion(config.model.path) if config.model.kind == "hf" else None
+    gpu_gb = c.nodes.gpu_memory_gb
+
+    ranks = config.learner.num_ranks
+    learner_gb = None
+    if planner is not None and c.learner.gpus > 0:
+        states = {0: 16 * planner, 1: (2 * b) * planner + (16 - 2 * b) * planner / ranks,
+                  2: b * planner + (16 - b) * planner / ranks, 3: 16 * planner / ranks}[config.learner.zero_stage]
+        if config.learner.offload_optimizer:  # Adam's fp32 states (16 − 2b bytes a parameter) live in CPU memory
+            states -= (16 - 2 * b) * planner / (ranks if config.learner.zero_stage >= 1 else 1)
+        reference = b * planner if config.algorithm.kl_coef > 0 else 0.0
+        learner_gb = states + reference
+        if learner_gb > c.learner.gpus * gpu_gb:
+            problems.append(f"a learner rank needs at least {learner_gb:.1f} GB of GPU memory before activations "
+                            f"(ZeRO-{config.learner.zero_stage} share {states:.1f} GB of {planner:g}B parameters"
+                            + (f" + reference model {reference:.1f} GB" if reference else "")
+                            + f") and gets {c.learner.gpus:g} × {gpu_gb:g} GB: use learner.zero_stage 3, more "
+                              "learner.num_ranks, learner.offload_optimizer, or algorithm.kl_coef 0")
+    out = [Demand("learner", r, c.learner.cpus, c.learner.gpus, learner_gb, f"ZeRO-{config.learner.zero_stage}")
+           for r in range(ranks)]
+
+    r = config.rollout
+    rollout_gb = _engine_check("rollout", r.engine, r.tensor_parallel_size, c.rollout.gpus, r.gpu_memory_utilization,
+                               planner, b, gpu_gb, problems)
+    out += [Demand("rollout", i, c.rollout.cpus, c.rollout.gpus, rollout_gb,
+                   r.engine)
+            for i in range(r.num_workers)]
+
+    if config.stage == 2:
+        e = config.executor
+        executor_b = params_billion(e.model_path) if e.kind == "vlm" else None
+        executor_gb = _engine_check("executor", e.engine, e.tensor_parallel_size, c.executor.gpus,
+                                    e.gpu_memory_utilization, executor_b, b, gpu_gb, problems)
+        what = f"{e.kind}: {Path(e.model_path).name}" if e.kind == "vlm" and e.model_path else e.kind
+        out += [Demand("executor", i, c.executor.cpus, c.executor.gpus, executor_gb, what)
+                for i in range(e.num_actors)]
+    out += [Demand("reward", i, c.reward.cpus, c.reward.gpus) for i in range(config.reward.num_actors)]
+
+    for role, res in (("learner", c.learner), ("rollout", c.rollout), ("executor", c.executor),
+                      ("reward", c.reward)):
+        if res.gpus > 1 and res.gpus != int(res.gpus):
+            problems.append(f"cluster.{role}.gpus = {res.gpus:g}: Ray gives an actor a fraction of one GPU or a "
+                            "whole number of GPUs, not both")
+
+    plans = config.rollout.prompts_per_step * config.rollout.group_size
+    per_step = config.learner.grad_accum_steps * ranks
+    if plans < per_step:
+        problems.append(f"a step's {plans} plans (rollout.prompts_per_step {config.rollout.prompts_per_step} × "
+                        f"group_size {config.rollout.group_size}) cannot fill learner.grad_accum_steps "
+                        f"{config.learner.grad_accum_steps} micro-batches on each of {ranks} ranks: every rank "
+                        "must take its share of each step")
+    return out, problems
+
+
+def _engine_check(role: str, engine: str, tp: int, gpus: float, utilization: float, params_b: float | None,
+                  dtype_bytes: int, gpu_gb: float, problems: list[str]) -> float | None:
+    """GPUs of a vLLM engine must match its tensor parallelism (its TP workers use the GPUs Ray gives the actor);
+    -> the weights' GB in all, when known."""
+    section = "rollout" if role == "rollout" else "executor"
+    if engine == "vllm" and gpus > 0 and tp != gpus:
+        problems.append(f"cluster.{role}.gpus is {gpus:g} but {section}.tensor_parallel_size is {tp}: a vLLM engine's "
+                        f"{tp} tensor-parallel workers run on the GPUs Ray gives its actor, so ask for {tp}")
+    if engine == "vllm" and gpus == 0 and tp > 1:
+        problems.append(f"{section}.tensor_parallel_size is {tp} but cluster.{role}.gpus is 0: tensor parallelism "
+                        "needs GPUs")
+    if params_b is None or gpus == 0:
+        return None
+    weights = dtype_bytes * params_b
+    budget = utilization * gpu_gb * max(tp, gpus)
+    if engine == "vllm" and weights > budget:
+        problems.append(f"a {role} engine's weights take {weights:.1f} GB and vLLM may use {budget:.1f} GB of its "
+                        f"GPUs ({section}.gpu_memory_utilization {utilization:g}); raise tensor_parallel_size or "
+                        "gpu_memory_utilization")
+    elif engine == "hf" and weights > gpus * gpu_gb:
+        problems.append(f"a {role} engine's weights take {weights:.1f} GB, more than its {gpus:g} GPU(s) hold")
+    return weights
+
+
+# --- the cluster ------------------------------------------------------------------------------------------------
+
+def stated_nodes(config) -> list[Node]:
+    """`cluster.nodes` as nodes: an optional CPU-only head, then `count` identical nodes."""
+    spec = config.cluster.nodes
+    head = [Node("head", spec.head_cpus, 0, None, head=True)] if spec.head_cpus else []
+    workers = [Node(f"node {i}", spec.cpus, spec.gpus, spec.gpu_memory_gb, head=not head and i == 0)
+               for i in range(spec.count)]
+    return head + workers
+
+
+def ray_nodes(config) -> list[Node]:
+    """The alive nodes of the Ray cluster this process is connected to (`ray.nodes()`); Ray does not report GPU
+    memory, so `cluster.nodes.gpu_memory_gb` is assumed for every GPU."""
+    import ray  # noqa: PLC0415 — only when planning against a live cluster
+
+    nodes = []
+    for info in sorted((n for n in ray.nodes() if n.get("Alive")), key=lambda n: "node:__internal_head__"
+                       not in n.get("Resources", {})):
+        res = info.get("Resources", {})
+        gpus = int(res.get("GPU", 0))
+        nodes.append(Node(f"{info.get('NodeManagerAddress', '?')}", res.get("CPU", 0.0), gpus,
+                          config.cluster.nodes.gpu_memory_gb if gpus else None,
+                          head="node:__internal_head__" in res))
+    return nodes
+
+
+def local_nodes(config) -> list[Node]:
+    """This machine as the local Ray a run starts here would see it (`tracer1.train.actors.connect_ray`: as many
+    logical CPUs as the actors ask for; the NVIDIA devices present)."""
+    from tracer1.train.actors import actor_cpus  # noqa: PLC0415 — imports Ray; only for a local plan
+
+    gpus = len([d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()]) \
+        if os.path.isdir("/dev") else 0
+    cpus = max(1, -(-actor_cpus(config) // 1))
+    return [Node("this machine", cpus, gpus, config.cluster.nodes.gpu_memory_gb if gpus else None, head=True)]
+
+
+# --- placing ----------------------------------------------------------------------------------------------------
+
+def plan_placement(config, nodes: list[Node], source: str) -> Plan:
+    """Place the actors of `config` on `nodes` (fresh `Node`s: their free resources are used up here)."""
+    plan = Plan(nodes, source, config.stage)
+    wanted, plan.problems = demands(config)
+    if not nodes:
+        plan.problems.append("no nodes: state the cluster in cluster.nodes (count, cpus, gpus) or connect to Ray "
+                             "(cluster.address / RAY_ADDRESS)")
+        return plan
+    learners = [d for d in wanted if d.role == "learner"]
+    _place_group(plan, learners, config.cluster.placement_strategy)
+    for d in wanted:
+        if d.role == "learner":
+            continue
+        order = range(len(nodes))
+        if d.gpus == 0:  # Ray keeps CPU-only work off GPU nodes while other nodes have room
+            order = sorted(order, key=lambda i: nodes[i].gpus > 0)
+        for i in order:
+            if nodes[i].can_take(d.cpus, d.gpus):
+                plan.placed.append(Placed(d, i, nodes[i].take(d.cpus, d.gpus)))
+                break
+        else:
+            plan.problems.append(f"{d.label} needs {d.cpus:g} CPU and {d.gpus:g} GPU on one node; left after the "
+                                 f"actors before it: {_free(nodes)}")
+    _add_totals_problem(plan, wanted)
+    _add_notes(plan, config)
+    return plan
+
+
+def _place_group(plan: Plan, bundles: list[Demand], strategy: str) -> None:
+    nodes = plan.nodes
+    if not bundles:
+        return
+    first = bundles[0]
+    if strategy == "STRICT_PACK":
+        for i, node in enumerate(nodes):
+            if _how_many(node, first) >= len(bundles):
+                plan.placed += [Placed(d, i, node.take(d.cpus, d.gpus)) for d in bundles]
+                return
+        plan.problems.append(f"the {len(bundles)} learner ranks ({first.cpus:g} CPU, {first.gpus:g} GPU each) must "
+                             f"share one node (cluster.placement_strategy STRICT_PACK) and no node has room: "
+                             f"{_free(nodes)}")
+        return
+    left = list(bundles)
+    if strategy == "PACK":  # as few nodes as possible: the roomiest first
+        for i in sorted(range(len(nodes)), key=lambda i: -_how_many(nodes[i], first)):
+            while left and nodes[i].can_take(first.cpus, first.gpus):
+                d = left.pop(0)
+                plan.placed.append(Placed(d, i, nodes[i].take(d.cpus, d.gpus)))
+    else:  # SPREAD: one bundle per node in turn
+        while left and any(n.can_take(first.cpus, first.gpus) for n in nodes):
+            for i, node in enumerate(nodes):
+                if left and node.can_take(first.cpus, first.gpus):
+                    d = left.pop(0)
+                    plan.placed.append(Placed(d, i, node.take(d.cpus, d.gpus)))
+    if left:  # Ray places a placement group whole or not at all
+        plan.placed = [p for p in plan.placed if p.demand.role != "learner"]
+        for n in nodes:
+            n.__post_init__()
+        plan.problems.append(f"the {len(bundles)} learner ranks ({first.cpus:g} CPU, {first.gpus:g} GPU each) do not "
+                             f"fit: the cluster has room for {len(bundles) - len(left)} ({_free(nodes)})")
+
+
+def _how_many(node: Node, d: Demand) -> int:
+    by_cpu = int((node.free_cpus + 1e-9) // d.cpus) if d.cpus else 10**6
+    if d.gpus == 0:
+        return by_cpu
+    by_gpu = int(sum(int((f + 1e-9) // d.gpus) for f in node.free_gpu)) if d.gpus < 1 else \
+        sum(1 for f in node.free_gpu if f >= 1 - 1e-9) // int(d.gpus)
+    return min(by_cpu, by_gpu)
+
+
+def _free(nodes: list[Node]) -> str:
+    return "; ".join(f"{n.name} {sum(n.free_gpu):g} GPU, {n.free_cpus:g} CPU" for n in nodes)
+
+
+def _add_totals_problem(plan: Plan, wanted: list[Demand]) -> None:
+    if plan.fits:
+        return
+    per_role = {}
+    for d in wanted:
+        gpus, cpus, count = per_role.get(d.role, (0.0, 0.0, 0))
+        per_role[d.role] = (gpus + d.gpus, cpus + d.cpus, count + 1)
+    asked = ", ".join(f"{role} {n} × ({g / n:g} GPU, {c / n:g} CPU)" for role, (g, c, n) in per_role.items())
+    plan.problems.append(f"in all the config asks for {sum(d.gpus for d in wanted):g} GPUs and "
+                         f"{sum(d.cpus for d in wanted):g} CPUs ({asked}); the cluster has "
+                         f"{sum(n.gpus for n in plan.nodes)} GPUs and {sum(n.cpus for n in plan.nodes):g} CPUs")
+
+
+def _add_notes(plan: Plan, config) -> None:
+    r, ranks = config.rollout, config.learner.num_ranks
+    plans = r.prompts_per_step * r.group_size
+    micro = config.learner.grad_accum_steps * ranks
+    plan.notes.append(f"batch: {r.prompts_per_step} prompts × G={r.group_size} = {plans} plans a step → {ranks} "
+                      f"learner rank(s) × {config.learner.grad_accum_steps} micro-batches of ~{plans / micro:.3g} "
+                      f"(learner.micro_batch_size {config.learner.micro_batch_size})")
+    if r.num_workers > r.prompts_per_step:
+        plan.notes.append(f"{r.num_workers - r.prompts_per_step} of {r.num_workers} rollout workers idle: "
+                          f"rollout.prompts_per_step is {r.prompts_per_step}")
+    learner_nodes = {p.node for p in plan.placed if p.demand.role == "learner"}
+    if len({p.node for p in plan.placed} | learner_nodes) > 1:
+        plan.notes.append(f"several nodes: logging.out_dir ({config.logging.out_dir}) must be storage every node "
+                          "mounts (learner ranks write checkpoint parts there; resume reads them back)")
+    if config.cluster.colocate:
+        plan.notes.append("cluster.colocate is not used by the training loop yet; roles share a GPU only through "
+                          "fractional cluster.*.gpus, as planned above")
+    if config.stage != 2 and config.executor.kind == "vlm":
+        plan.notes.append("stage 2 adds executor.num_actors executors (cluster.executor each); plan it with stage=2")
+
+
+def plan_for(config) -> Plan:
+    """The plan against the live Ray cluster when one is named (cluster.address / RAY_ADDRESS), else against
+    `cluster.nodes` when stated, else against this machine."""
+    address = config.cluster.address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith(("http://", "https://")):  # the Jobs API's address, which ray.init refuses
+        plan = Plan([], f"the Ray cluster at {address}", config.stage)
+        plan.problems.append(f"{address} is the Jobs API's address; run the plan as a job, where Ray names the "
+                             "cluster itself: ray job submit --runtime-env cluster/runtime_env.yaml -- python -m "
+                             "tracer1.run --config FILE --plan (or unset RAY_ADDRESS to plan against cluster.nodes)")
+        return plan
+    if address:
+        import ray  # noqa: PLC0415
+
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        try:
+            total = ray.cluster_resources()
+            source = (f"the Ray cluster at {address} (ray.cluster_resources(): {total.get('GPU', 0):g} GPUs, "
+                      f"{total.get('CPU', 0):g} CPUs)")
+            return plan_placement(config, ray_nodes(config), source)
+        finally:
+            if started:
+                ray.shutdown()
+    if config.cluster.nodes.count:
+        n = config.cluster.nodes
+        head = f" + a {n.head_cpus:g}-CPU head" if n.head_cpus else ""
+        return plan_placement(config, stated_nodes(config), f"cluster.nodes ({n.count} × {n.cpus:g} CPU, {n.gpus} "
+                                                            f"GPU of {n.gpu_memory_gb:g} GB{head})")
+    return plan_placement(config, local_nodes(config), "this machine (no cluster.address, RAY_ADDRESS or "
+                                                       "cluster.nodes)")
+
+
+# --- nodes from the files in cluster/ ------------------------------------------------------------------------------
+
+def _quantity(value) -> float:
+    """A Kubernetes CPU quantity ("32", "500m", 4) as CPUs."""
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def nodes_from_launcher(launcher: dict, gpu_memory_gb: float = 80.0, *, workers: str = "max") -> list[Node]:
+    """The nodes a Ray cluster launcher config (cluster/aws-gpu.yaml, parsed) brings up: the head, then each
+    worker type's `max_workers` (or `min_workers`) nodes, with the resources each node type declares."""
+    types, head = launcher["available_node_types"], launcher["head_node_type"]
+    nodes = []
+    for name, spec in sorted(types.items(), key=lambda item: item[0] != head):
+        res = spec.get("resources", {})
+        count = 1 if name == head else int(spec.get(f"{workers}_workers", 0))
+        for i in range(count):
+            gpus = int(res.get("GPU", 0))
+            nodes.append(Node(name if name == head else f"{name} {i}", float(res.get("CPU", 0)), gpus,
+                              gpu_memory_gb if gpus else None, head=name == head))
+    return nodes
+
+
+def nodes_from_raycluster(spec: dict, gpu_memory_gb: float = 80.0) -> list[Node]:
+    """The pods of a KubeRay RayCluster spec (or a RayJob's rayClusterSpec) as Ray nodes: CPUs and GPUs from each
+    group's first container's limits (what KubeRay passes to `ray start`), `replicas` pods per worker group."""
+    def node(name: str, template: dict, head: bool) -> Node:
+        limits = template["spec"]["containers"][0]["resources"]["limits"]
+        gpus = int(limits.get("nvidia.com/gpu", 0))
+        return Node(name, _quantity(limits.get("cpu", 0)), gpus, gpu_memory_gb if gpus else None, head=head)
+
+    nodes = [node("head", spec["headGroupSpec"]["template"], True)]
+    for group in spec.get("workerGroupSpecs", []):
+        nodes += [node(f"{group['groupName']} {i}", group["template"], False) for i in range(int(group["replicas"]))]
+    return nodes
