@@ -72,6 +72,12 @@ def test_four_node_plan_puts_learners_on_two_nodes_and_tp2_engines_on_whole_gpu_
     assert [(x.node, x.devices) for x in engines] == [(3, (0, 1)), (3, (2, 3)), (3, (4, 5)), (3, (6, 7)),
                                                        (4, (0, 1)), (4, (2, 3))]
     assert any("must be storage every node mounts" in n for n in p.notes)
+    assert any(n.startswith("weight sync: NCCL broadcast in 1024 MB buckets where") for n in p.notes)
+
+
+def test_the_sft_stage_has_nothing_to_place():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "stage=sft")
+    assert p.fits and p.placed == [] and "stage sft runs in the driver process" in p.notes[0]
 
 
 def test_a_config_too_big_for_its_node_is_refused_naming_what_is_missing():
@@ -141,3 +147,9 @@ def test_a_live_ray_cluster_is_what_the_plan_checks_when_one_is_named(monkeypatc
                                         "before it: ")
     finally:
         ray.shutdown()
+
+
+def test_a_jobs_api_address_is_explained_instead_of_dialled(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")  # what `ray job submit` users often export
+    p = plan("gpu_qwen3vl8b_1x8.yaml")
+    assert not p.fits and "is the Jobs API's address; run the plan as a job" in p.problems[0]

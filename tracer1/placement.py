@@ -294,6 +294,10 @@ def local_nodes(config) -> list[Node]:
 def plan_placement(config, nodes: list[Node], source: str) -> Plan:
     """Place the actors of `config` on `nodes` (fresh `Node`s: their free resources are used up here)."""
     plan = Plan(nodes, source, config.stage)
+    if config.stage == "sft":  # the warm start trains in the driver process (tracer1.train.sft): no actors
+        plan.notes.append("stage sft runs in the driver process, without Ray actors: nothing to place; plan "
+                          "stage=1 or stage=2")
+        return plan
     wanted, plan.problems = demands(config)
     if not nodes:
         plan.problems.append("no nodes: state the cluster in cluster.nodes (count, cpus, gpus) or connect to Ray "
@@ -396,6 +400,13 @@ def _add_notes(plan: Plan, config) -> None:
     if config.cluster.colocate:
         plan.notes.append("cluster.colocate is not used by the training loop yet; roles share a GPU only through "
                           "fractional cluster.*.gpus, as planned above")
+    if r.engine == "vllm" and config.cluster.learner.gpus > 0 and config.cluster.rollout.gpus > 0:
+        bucket = f"{r.weight_sync_bucket_mb} MB buckets"
+        plan.notes.append({"auto": f"weight sync: NCCL broadcast in {bucket} where the cluster's vLLM is a supported "
+                                   "version (tracer1.engines.weight_sync), else the safetensors file path",
+                           "nccl": f"weight sync: NCCL broadcast in {bucket}; the cluster's vLLM must be a supported "
+                                   "version (tracer1.engines.weight_sync)",
+                           "file": "weight sync: safetensors file through update_weights"}[r.weight_sync])
     if config.stage != 2 and config.executor.kind == "vlm":
         plan.notes.append("stage 2 adds executor.num_actors executors (cluster.executor each); plan it with stage=2")
 
@@ -415,7 +426,7 @@ def plan_for(config) -> Plan:
 
         started = not ray.is_initialized()
         if started:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            ray.init(address=address, log_to_driver=False)
         try:
             total = ray.cluster_resources()
             source = (f"the Ray cluster at {address} (ray.cluster_resources(): {total.get('GPU', 0):g} GPUs, "
