@@ -8,6 +8,7 @@ that model prompts are the training prompts and the command line end to end, on 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -212,7 +213,7 @@ def test_ray_actors_play_the_episodes_as_one_process_does(local_ray):
 @pytest.mark.slow
 def test_command_line_compares_reactive_and_anticipatory(tiny_vl, tmp_path, capsys):
     code = main([f"checkpoint={tiny_vl}", "episodes=3", "env.max_steps=2", "rollout.max_new_tokens=16",
-                 "use_ray=false", "compare=reactive", "keep_screenshots=1", "horizon=4",
+                 "use_ray=false", "compare=reactive", "keep_screenshots=1", "horizon=4", "html_report=false",
                  f"logging.out_dir={tmp_path}", "name=cmp"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -246,8 +247,10 @@ def test_command_line_in_miniwob(tiny_vl, tmp_path, capsys):
     assert main(["checkpoint=oracle", "episodes=2", "name=oracle", *common]) == 0
     oracle = json.loads((tmp_path / "oracle" / "eval_report.json").read_text())
     assert oracle["by_task"]["miniwob/click-button"]["successes"] == 2       # the scripted solver, through the loop
+    if importlib.util.find_spec("tracer1.report") is not None:              # the HTML report beside the results
+        assert (tmp_path / "oracle" / "report.html").is_file()
     assert main([f"checkpoint={tiny_vl}", "episodes=1", "env.max_steps=2", "rollout.max_new_tokens=16",
-                 "name=tiny", *common]) == 0
+                 "name=tiny", "html_report=false", *common]) == 0
     tiny = json.loads((tmp_path / "tiny" / "eval_report.json").read_text())
     assert tiny["overall"]["episodes"] == 1 and 1 <= tiny["episodes"][0]["steps"] <= 2
     assert "click-button" in capsys.readouterr().out

@@ -16,7 +16,7 @@ The planner plays `episodes` episodes (the model-predictive loop of `tracer1.eva
 
 With `compare=reactive` the same episodes are played at `horizon` (`anticipatory/`) and at horizon 1
 (`reactive/`), each directory as above, plus `comparison.json`, and the two are printed side by side.
-`--print-config` prints the resolved settings; exit codes: 0 done, 2 bad settings.
+`--print-config` prints the resolved settings as YAML (loadable with --config); exit codes: 0 done, 2 bad settings.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+
+import yaml
 
 from tracer1.atomic import save_json_atomic
 from tracer1.config import ConfigError
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files, overrides, print_config = parse_args(args)
         config = load_eval_config(overrides, files)
         if print_config:
-            print(json.dumps(config.model_dump(mode="json"), indent=2))
+            print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")  # loadable by --config
             return 0
         specs = episode_specs(config)
         policy = None if config.checkpoint == ORACLE else str(_policy(config.checkpoint))
@@ -140,12 +142,13 @@ def write_outputs(directory: Path, config: EvalConfig, policy: str | None, horiz
     settings = {**config.model_dump(mode="json"), "horizon": horizon, "policy": policy}
     rows = [{k: v for k, v in r.items() if k != "trajectory"} for r in results]
     save_json_atomic(directory / "eval_report.json", {"settings": settings, **summary, "episodes": rows})
-    try:  # the HTML report, when the report package is there (it prints its own failure, never raises)
-        from tracer1.report import report_after_run  # noqa: PLC0415
-    except ImportError:
-        pass
-    else:
-        report_after_run(directory)
+    if config.html_report:
+        try:  # the HTML report, when the report package is there (it prints its own failure, never raises)
+            from tracer1.report import report_after_run  # noqa: PLC0415
+        except ImportError:
+            pass
+        else:
+            report_after_run(directory)
     return summary
 
 

@@ -70,6 +70,7 @@ class EvalConfig(Section):
     time_limit_ms: int | None = Field(
         120_000, ge=1000, description="MiniWoB's per-episode time limit (its own is 10 s, too short for a "
                                       "planner that thinks); null = the task's own")
+    html_report: bool = Field(True, description="also write report.html (tracer1.report) in each output directory")
     use_ray: bool = Field(
         True, description="play episodes on rollout.num_workers Ray actors; false = in this process")
     horizon: int = Field(10, ge=1, le=64, description="T: steps each plan forecasts (1 = reactive); only the "
