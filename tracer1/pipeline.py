@@ -90,6 +90,10 @@ def run_pipeline(args: Sequence[str]) -> int:
     save_text_atomic(where / "pipeline_report.md", text)
     print(text)
     print(f"  report: {where / 'pipeline_report.json'} (and .md)")
+    from tracer1.report import report_after_run  # noqa: PLC0415 — matplotlib loads only here
+
+    if (page := report_after_run(where)) is not None:  # claims, seeds and every stage's curves on one page
+        print(f"  report: {page}")
     return 0
 
 

@@ -51,7 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. logging.out_dir not writable: say so, without a traceback
         print(f"tracer1: cannot create the run directory under {config.logging.out_dir}: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    return TRAINERS[config.stage](config, run_dir)
+    code = TRAINERS[config.stage](config, run_dir)
+    if code == EXIT_OK:  # the run's HTML report (curves, metrics, examples on their screenshots); never fails the run
+        from tracer1.report import report_after_run  # noqa: PLC0415 — matplotlib loads only here
+
+        if (report := report_after_run(run_dir)) is not None:
+            print(f"  report: {report}")
+    return code
 
 
 def parse_args(args: Sequence[str]) -> tuple[list[Path], list[str], bool]:

@@ -11,6 +11,14 @@ as RL will see them). Reported:
 * ``first_step_grounded`` — when a `grounded(step, sample) -> bool` check is given (an executor plus the sample's
   grounding label): greedy first steps whose execution is right, the stage-2 measure;
 * ``reward`` / ``greedy_reward`` — mean stage-1 trajectory reward of the sampled / greedy plans.
+
+The first `keep_examples` samples are kept as ``examples``: what a person needs to see what the planner did
+(`tracer1.report` draws them on their screenshots). Each holds ``sample_id``, ``instruction``, ``greedy_plan``
+(raw text), ``problems``, ``first_step`` (the greedy plan's first step, canonical, or None),
+``reference_first_step``, ``target_box`` / ``target_point`` (the label's, 0..1000 grid of the screenshot),
+``width`` / ``height`` (the screenshot's pixels), and when a grounding check ran: ``executed`` (the executor's
+concrete step), ``point`` (where it acts, 0..1000 grid), ``grounded`` (whether the label accepts it) and
+``execution_problems``.
 """
 
 from __future__ import annotations
@@ -48,20 +56,52 @@ class PlanningReport:
                 f"{self.reward:+.3f} (greedy {self.greedy_reward:+.3f})")
 
 
-def grounding_check(executor, reward_cfg) -> Callable[[Step, Sample], bool]:
+@dataclass
+class Grounding:
+    """What the frozen executor made of a greedy first step, and whether the sample's label accepts it. It is
+    truthy when correct, so a check may also be a plain `(step, sample) -> bool` function."""
+
+    correct: bool
+    executed: str | None = None              # the concrete step (canonical text), None: nothing to execute
+    point: tuple[int, int] | None = None     # where it acts, 0..1000 grid of the screenshot
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+
+def grounding_check(executor, reward_cfg) -> Callable[[Step, Sample], Grounding]:
     """`grounded(step, sample)`: does `executor` turn `step` into an execution the sample's label accepts (the
     stage-2 criterion: point in the target's box or within the click radius, right text, right answer)?"""
     from tracer1.executors.base import observation_from_sample  # noqa: PLC0415 — executors import envs
 
-    def grounded(step: Step, sample: Sample) -> bool:
-        if sample.label is None:
-            return False
+    def grounded(step: Step, sample: Sample) -> Grounding:
         execution = executor.execute(step, observation_from_sample(sample))
         executed = execution.grounded_step
-        return executed is not None and execution_correct(executed, sample.label, reward_cfg,
-                                                          result=execution.result)
+        point = tuple(execution.point) if execution.point is not None else None
+        correct = (sample.label is not None and executed is not None
+                   and execution_correct(executed, sample.label, reward_cfg, result=execution.result))
+        return Grounding(bool(correct), format_step(executed) if executed is not None else None, point,
+                         list(execution.problems))
 
     return grounded
+
+
+def example_record(sample: Sample, greedy_text: str, plan, grounding) -> dict:
+    """One kept example (see the module docstring); `grounding` is the check's answer or None when none ran."""
+    label, first = sample.label, (plan.steps[0] if plan.steps else None)
+    record = {"sample_id": sample.sample_id, "instruction": sample.instruction, "greedy_plan": greedy_text,
+              "problems": list(plan.problems), "first_step": format_step(first) if first is not None else None,
+              "reference_first_step": format_step(sample.future[0]),
+              "target_box": list(label.box) if label is not None and label.box is not None else None,
+              "target_point": list(label.point) if label is not None and label.point is not None else None,
+              "width": sample.width, "height": sample.height}
+    if grounding is not None:
+        detailed = isinstance(grounding, Grounding)  # a plain bool check says only right or wrong
+        record.update(grounded=bool(grounding), executed=grounding.executed if detailed else None,
+                      point=list(grounding.point) if detailed and grounding.point is not None else None,
+                      execution_problems=list(grounding.problems) if detailed else [])
+    return record
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -97,12 +137,13 @@ def evaluate_planning(engine: RolloutEngine, prompts: Sequence[Prompt], samples:
         first, ref = (plan.steps[0] if plan.steps else None), sample.future[0]
         action_ok.append(float(first is not None and (first.action, first.tool) == (ref.action, ref.tool)))
         exact_ok.append(float(first is not None and step_similarity(first, ref, reward_cfg) >= 1.0 - 1e-9))
+        grounding = None
         if grounded is not None:
-            grounded_ok.append(float(first is not None and grounded(first, sample)))
+            grounding = grounded(first, sample) if first is not None else Grounding(
+                False, problems=["the greedy plan has no readable first step"])
+            grounded_ok.append(float(bool(grounding)))
         if len(examples) < keep_examples:
-            examples.append({"sample_id": sample.sample_id, "instruction": sample.instruction,
-                             "greedy_plan": g.text, "problems": list(plan.problems),
-                             "reference_first_step": format_step(ref)})
+            examples.append(example_record(sample, g.text, plan, grounding))
     return PlanningReport(
         samples=len(samples), plans=len(parse_ok), parse_rate=_mean(parse_ok), greedy_parse_rate=_mean(g_parse),
         first_step_action=_mean(action_ok), first_step_exact=_mean(exact_ok),

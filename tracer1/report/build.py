@@ -1,0 +1,314 @@
+"""`write_report(run_dir)`: the run's report.html (self-contained) and its PNGs under report/.
+
+What the page shows depends on what the directory holds, each section only when its input is there:
+
+* a training run (`sft_report.json` / `stageN_report.json`, `metrics.jsonl`): before → after on the held-out
+  samples, reward / held-out accuracy / learner / step-time curves, every metric's last, min and max, and the
+  held-out examples drawn on their screenshots (written to trajectories.jsonl first, see `examples`);
+* an evaluation (`eval_report.json`, `trajectories.jsonl`): its measures, success and step-accuracy curves, and
+  the episodes drawn step by step;
+* a pipeline (`pipeline_report.json`): the claims, the seeds table, and each stage run's curves with a link to
+  its own report (built when missing).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+from tracer1.atomic import save_text_atomic
+from tracer1.report import html as h
+from tracer1.report.examples import STAGE_REPORTS, write_training_trajectories
+from tracer1.report.plots import Chart, Metrics, ReportError, rate_by_index_chart, read_metrics, \
+    running_rate_chart, training_charts
+from tracer1.report.trajectories import TRAJECTORIES_FILE, Trajectory, TrajectoryError, read_trajectories
+
+REPORT_FILE = "report.html"
+ASSETS_DIR = "report"            # the PNGs of the page, also as files
+MAX_TRAJECTORIES = 8             # drawn on the page (failures and successes alternate); the file has them all
+MAX_STEPS = 8                    # steps drawn per trajectory
+INPUTS = ("pipeline_report.json", "eval_report.json", *STAGE_REPORTS, "metrics.jsonl", TRAJECTORIES_FILE)
+
+
+def has_results(run_dir: str | Path) -> bool:
+    """Whether `run_dir` holds anything a report shows (a run that only saved its config does not)."""
+    return any((Path(run_dir) / name).is_file() for name in INPUTS)
+
+
+def _json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+class Assets:
+    """The PNGs of one report: saved under report/ and embedded in the page."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir / ASSETS_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for old in self.dir.glob("*.png"):  # a rebuild replaces the previous pictures
+            old.unlink()
+
+    def embed(self, name: str, png: bytes, alt: str) -> str:
+        (self.dir / f"{name}.png").write_bytes(png)
+        return h.image(png, alt)
+
+    def charts(self, charts: list[Chart], prefix: str = "curve_") -> str:
+        figures = [f"<figure>{self.embed(prefix + c.name, c.png, c.title)}</figure>" for c in charts]
+        return f'<div class="charts">{"".join(figures)}</div>'
+
+
+# --- training -----------------------------------------------------------------------------------------------
+
+def before_after(report: dict) -> str:
+    from tracer1.train.report import ROWS  # noqa: PLC0415 — the same rows as the summary printed at the end
+
+    before, after = report.get("before") or {}, report.get("after") or {}
+    rows = []
+    for label, key, fmt in ROWS:
+        old, new = before.get(key), after.get(key)
+        if old is None and new is None:
+            continue
+        change = ""
+        if old is not None and new is not None:
+            arrow = "up" if new > old + 1e-9 else ("down" if new < old - 1e-9 else "")
+            change = f'<td class="{arrow}">{"↑" if arrow == "up" else "↓" if arrow == "down" else "="}</td>'
+        cells = [h.esc(label), *(h.esc(fmt.format(v)) if v is not None else "n/a" for v in (old, new))]
+        rows.append([*cells, change or "<td></td>"])
+    facts = [f"{k.replace('_', ' ')}: {h.number(report[k])}" for k in ("steps", "seconds", "train_samples",
+                                                                       "eval_samples", "final_loss") if k in report]
+    held = after.get("samples") or before.get("samples")
+    note = f'<p class="note">{held} held-out samples; {" · ".join(facts)}</p>' if held else ""
+    return h.table(["held-out measure", "before", "after", ""], rows, raw=True) + note
+
+
+def metrics_table(metrics: Metrics) -> str:
+    rows = []
+    for key in sorted(metrics.series):
+        values = metrics.values(key)
+        rows.append([key, h.number(values[-1]), h.number(min(values)), h.number(max(values)), str(len(values))])
+    where = f" (logged as {metrics.prefix}/…)" if metrics.prefix else ""
+    return (f'<p class="note">every scalar in metrics.jsonl{h.esc(where)}, by key</p>'
+            + h.table(["metric", "last", "min", "max", "points"], rows))
+
+
+# --- trajectories -------------------------------------------------------------------------------------------
+
+def pick(trajectories: list[Trajectory], limit: int) -> list[Trajectory]:
+    """Up to `limit`, failures and successes alternating (both teach), in file order within each."""
+    groups = [[t for t in trajectories if t.success is False], [t for t in trajectories if t.success is True],
+              [t for t in trajectories if t.success is None]]
+    chosen: list[Trajectory] = []
+    while len(chosen) < limit and any(groups):
+        for group in groups:
+            if group and len(chosen) < limit:
+                chosen.append(group.pop(0))
+    order = {id(t): i for i, t in enumerate(trajectories)}
+    return sorted(chosen, key=lambda t: order[id(t)])
+
+
+def _screenshot(run_dir: Path, relative: str | None, notes: list[str]):
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    if relative is None:
+        return None
+    path = run_dir / relative
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        notes.append(f"{path}: screenshot not readable ({exc})")
+        return None
+
+
+def trajectories_section(run_dir: Path, trajectories: list[Trajectory], assets: Assets, notes: list[str]) -> str:
+    from tracer1.report.annotate import annotate_step  # noqa: PLC0415
+
+    parts = []
+    chosen = pick(trajectories, MAX_TRAJECTORIES)
+    note = ""
+    if len(chosen) < len(trajectories):
+        note = (f'<p class="note">{len(chosen)} of {len(trajectories)} trajectories drawn (all are in '
+                f"{TRAJECTORIES_FILE})</p>")
+    for i, trajectory in enumerate(chosen):
+        body = [f'<div class="traj"><h3>{h.esc(trajectory.episode)}{h.badge(trajectory.success)}</h3>'
+                f'<div class="note">instruction: {h.esc(trajectory.instruction)}</div>']
+        strip = []
+        for j, step in enumerate(trajectory.steps[:MAX_STEPS]):
+            title = f"step {j + 1} of {len(trajectory.steps)}"
+            picture = annotate_step(_screenshot(run_dir, step.screenshot, notes), step, title,
+                                    trajectory.instruction)
+            buffer = io.BytesIO()
+            picture.save(buffer, format="PNG", optimize=True)
+            strip.append('<div class="step">'
+                         + assets.embed(f"trajectory{i + 1}_step{j + 1}", buffer.getvalue(),
+                                        f"{trajectory.episode}, {title}")
+                         + f"<details><summary>{title}: the whole plan and feedback</summary>"
+                           f"<pre>{h.esc(step.plan)}</pre>"
+                         + (f"<pre>{h.esc(step.feedback)}</pre>" if step.feedback else "") + "</details></div>")
+        body.append(f'<div class="steps">{"".join(strip)}</div>')
+        if len(trajectory.steps) > MAX_STEPS:
+            body.append(f'<p class="note">{len(trajectory.steps) - MAX_STEPS} more steps not drawn</p>')
+        parts.append("".join(body) + "</div>")
+    return f'{note}<div class="trajs">{"".join(parts)}</div>'
+
+
+def trajectory_charts(trajectories: list[Trajectory]) -> list[Chart]:
+    charts = []
+    outcomes = [t.success for t in trajectories if t.success is not None]
+    if outcomes:
+        charts.append(running_rate_chart("success", f"Episode success ({sum(outcomes)}/{len(outcomes)})",
+                                         outcomes, "episode"))
+    by_index: dict[int, tuple[int, int]] = {}
+    for t in trajectories:
+        for i, step in enumerate(t.steps, start=1):
+            if step.correct is not None:
+                right, judged = by_index.get(i, (0, 0))
+                by_index[i] = (right + step.correct, judged + 1)
+    if by_index:
+        charts.append(rate_by_index_chart("step_accuracy", "Step accuracy by step number", by_index, "step"))
+    return charts
+
+
+# --- pipeline -----------------------------------------------------------------------------------------------
+
+def pipeline_sections(run_dir: Path, report: dict, notes: list[str]) -> list[str]:
+    from tracer1.pipeline import render  # noqa: PLC0415 — the same numbers as pipeline_report.md
+
+    claims = [[c["says"], h.number(c["before"]["mean"]), h.number(c["after"]["mean"]),
+               f"{c['gain']['mean']:+.3f} ± {c['gain']['std']:.3f}",
+               "yes" if c["holds_on_every_seed"] else "NO"] for c in report.get("claims", {}).values()]
+    out = [h.section("Claims (spread over seeds)", h.table(["claim", "before", "after", "gain", "every seed"],
+                                                           claims)
+                     + f"<details><summary>pipeline_report.md</summary><pre>{h.esc(render(report))}</pre>"
+                       "</details>")]
+    for row in report.get("per_seed", []):
+        body = []
+        for stage, where in row.get("runs", {}).items():
+            sub = run_dir.parent / Path(where).name  # the stage runs sit beside the pipeline's directory
+            if not sub.is_dir():
+                notes.append(f"seed {row.get('seed')} {stage}: {sub} is missing")
+                continue
+            if not (sub / REPORT_FILE).is_file():
+                write_report(sub)
+            link = os.path.relpath(sub / REPORT_FILE, run_dir)
+            pictures = [p for p in sorted((sub / ASSETS_DIR).glob("curve_*.png"))
+                        if p.stem in ("curve_reward", "curve_heldout_accuracy")]
+            pictures += sorted((sub / ASSETS_DIR).glob("trajectory*_step1.png"))[:1]
+            images = "".join(f"<figure>{h.image(p.read_bytes(), p.stem)}</figure>" for p in pictures)
+            body.append(f'<h3>{h.esc(stage)}: <a href="{h.esc(link)}">{h.esc(sub.name)}/{REPORT_FILE}</a></h3>'
+                        f'<div class="charts">{images}</div>')
+        out.append(h.section(f"Seed {row.get('seed')}", "".join(body)))
+    return out
+
+
+# --- the page -----------------------------------------------------------------------------------------------
+
+def write_report(run_dir: str | Path) -> Path:
+    """Build `<run_dir>/report.html` (and `<run_dir>/report/*.png`) from what the run directory holds."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such run directory")
+    if not has_results(run_dir):
+        raise ReportError(f"{run_dir}: nothing to report (none of {', '.join(INPUTS)})")
+    assets, notes, sections = Assets(run_dir), [], []
+    kind = "run"
+    if (run_dir / "pipeline_report.json").is_file():
+        kind = "pipeline"
+        sections += pipeline_sections(run_dir, _json(run_dir / "pipeline_report.json"), notes)
+    stage_file = next((run_dir / n for n in STAGE_REPORTS if (run_dir / n).is_file()), None)
+    stage = _json(stage_file) if stage_file else {}
+    if stage:
+        kind = f"training, stage {stage.get('stage', '?')}"
+        sections.append(h.section("Held-out evaluation: before → after training", before_after(stage)))
+        if not (run_dir / TRAJECTORIES_FILE).is_file():
+            _, note = write_training_trajectories(run_dir, stage)
+            notes += [note] if note else []
+    eval_charts: list[Chart] = []
+    if (run_dir / "eval_report.json").is_file():
+        kind = "evaluation"
+        body, eval_charts = evaluation_section(_json(run_dir / "eval_report.json"))
+        sections.append(h.section("Evaluation (eval_report.json)", body))
+    trajectories = []
+    if (run_dir / TRAJECTORIES_FILE).is_file():
+        try:
+            trajectories = read_trajectories(run_dir / TRAJECTORIES_FILE)
+        except TrajectoryError as exc:
+            raise ReportError(str(exc)) from None
+    metrics = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else None
+    charts = training_charts(metrics, stage.get("before")) if metrics else []
+    if kind == "evaluation" or not charts:
+        charts += eval_charts + trajectory_charts(trajectories)
+    if charts:
+        sections.append(h.section("Curves", assets.charts(charts), "curves"))
+    if metrics and metrics.series:
+        sections.append(h.section("Metrics", metrics_table(metrics)))
+    if trajectories:
+        sections.append(h.section("Trajectories: plan, executed step, grounded point and target",
+                                  trajectories_section(run_dir, trajectories, assets, notes), "trajectories"))
+    if (run_dir / "config.yaml").is_file():
+        sections.append(h.section("Configuration", "<details><summary>config.yaml</summary>"
+                                  f"<pre>{h.esc((run_dir / 'config.yaml').read_text(encoding='utf-8'))}</pre>"
+                                  "</details>"))
+    if notes:
+        sections.append(h.section("Notes", "".join(f'<p class="note">{h.esc(n)}</p>' for n in notes)))
+    path = run_dir / REPORT_FILE
+    save_text_atomic(path, h.page(f"tracer1 report: {run_dir.name}", f"{kind} · {run_dir.resolve()}", sections))
+    path.chmod(0o644)  # the atomic write's temp file is private; a report is for others to open too
+    return path
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------
+
+def _cell(value) -> str:
+    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+        return "[" + ", ".join(h.number(v) for v in value) + "]"  # e.g. a confidence interval
+    return h.number(value)
+
+
+def evaluation_section(report: dict) -> tuple[str, list[Chart]]:
+    """Scalars (nested ones as dotted keys) in one table; a dict of same-shaped dicts (per task) as a table of its
+    own, with a success-rate chart when it has one; `settings` folded away; per-episode lists left to the
+    trajectories."""
+    from tracer1.report.plots import interval_chart  # noqa: PLC0415
+
+    scalars, parts, charts = {}, [], []
+    for key, value in report.items():
+        if key == "settings" and isinstance(value, dict):
+            continue
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            columns = list(dict.fromkeys(c for v in value.values() for c in v))
+            parts.append(f"<h3>{h.esc(key.replace('_', ' '))}</h3>"
+                         + h.table([key, *columns], [[name, *(_cell(row.get(c)) for c in columns)]
+                                                     for name, row in value.items()]))
+            rated = {k: v for k, v in value.items() if isinstance(v.get("success_rate"), (int, float))}
+            if rated:
+                charts.append(interval_chart(f"{key}_success", f"Success rate by {key.removeprefix('by_')}",
+                                             {k: (v["success_rate"], v.get("ci95")) for k, v in rated.items()}))
+        elif isinstance(value, dict):
+            scalars.update(_flatten(value, f"{key}."))
+        elif not (isinstance(value, list) and value and isinstance(value[0], dict)):
+            scalars[key] = value
+    head = h.table(["measure", "value"], [[k, _cell(v)] for k, v in scalars.items()]) if scalars else ""
+    settings = report.get("settings")
+    folded = (f"<details><summary>settings</summary><pre>{h.esc(json.dumps(settings, indent=1))}</pre></details>"
+              if isinstance(settings, dict) else "")
+    return head + "".join(parts) + folded, charts
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """Nested measures as dotted keys; lists of records (per-episode details) are left to the trajectories."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        elif not (isinstance(value, list) and value and isinstance(value[0], dict)):
+            out[f"{prefix}{key}"] = value
+    return out
