@@ -33,13 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
-PARTS = ("rollout", "execute", "reward", "learner", "sync")
+from tracer1.train.rl import PARTS
+
 OUT = Path(__file__).parent / "results" / "step_time.json"
 WARMUP_STEPS = 1  # step 1 is dropped
 # The SFT warm start is kept small (its quality does not change the step's shape); the RL step is full size.
-SETTINGS = ["sft.steps=30", "sft.warmup_steps=3", "sft.batch_size=8", "sft.eval_samples=8", "sft.eval_plans=2",
-            "data.generate_episodes=30", "data.eval_episodes=6", "learner.micro_batch_size=8",
-            "learner.grad_accum_steps=4", "rollout.prompts_per_step=4", "rollout.group_size=8",
+SMOKE = Path(__file__).parents[1] / "configs" / "smoke.yaml"  # the tests' shrunk run, then a full-size step:
+SETTINGS = ["learner.grad_accum_steps=4", "rollout.prompts_per_step=4", "rollout.group_size=8",
             "rollout.max_new_tokens=128", "algorithm.eval_every=0", "checkpoint.every_steps=0"]
 
 
@@ -49,7 +49,7 @@ def run_stages(out_dir: Path, steps: int, grounding: str) -> dict[int, Path]:
     from tracer1.run import main
 
     runs = {1: out_dir / "s1", 2: out_dir / "s2"}
-    common = [f"logging.out_dir={out_dir}", f"algorithm.total_steps={steps}", *SETTINGS]
+    common = ["--config", str(SMOKE), f"logging.out_dir={out_dir}", f"algorithm.total_steps={steps}", *SETTINGS]
     try:
         if main(["stage=1", "run_name=s1", *common]) != 0:
             raise SystemExit("stage 1 failed")
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         "prompts_per_step": int(settings["rollout.prompts_per_step"]),
         "group_size": int(settings["rollout.group_size"]),
         "max_new_tokens": int(settings["rollout.max_new_tokens"]),
-        "settings": SETTINGS, **stages,
+        "settings": [f"--config configs/{SMOKE.name}", *SETTINGS], **stages,
         "wall_s": time.perf_counter() - started, "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
         "cpus": os.cpu_count(), "machine": platform.machine(), **versions(),
     }

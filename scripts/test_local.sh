@@ -33,10 +33,8 @@ RAY=$VENV/bin/ray
 NUM_CPUS=4
 STEPS1=3
 STEPS2=2
-# The shrunk run of tests/test_train_rl.py (its SMALL list): a 30-step SFT warm start on 30 episodes, 2 prompts × 4 plans.
-SMALL=(sft.steps=30 sft.warmup_steps=3 sft.batch_size=8 learner.micro_batch_size=8 sft.eval_samples=8
-       sft.eval_plans=2 data.generate_episodes=30 data.eval_episodes=6 rollout.max_new_tokens=64
-       rollout.group_size=4 rollout.prompts_per_step=2 learner.grad_accum_steps=2 algorithm.lr=1e-4)
+# The shrunk run the end-to-end tests use: a 30-step SFT warm start on 30 episodes, 2 prompts × 4 plans.
+SMALL=(--config "$ROOT/configs/smoke.yaml")
 EXTRA=("$@")
 
 say() { printf '\n== test-local: %s\n' "$*"; }

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -18,11 +19,9 @@ import ray
 from tracer1.models.loading import load_planner
 from tracer1.run import main
 from tracer1.train.assets import cache_dir
+from tracer1.train.rl import PARTS
 
-SMALL = ["sft.steps=30", "sft.warmup_steps=3", "sft.batch_size=8", "learner.micro_batch_size=8", "sft.eval_samples=8",
-         "sft.eval_plans=2", "data.generate_episodes=30", "data.eval_episodes=6", "rollout.max_new_tokens=64",
-         "rollout.group_size=4", "rollout.prompts_per_step=2", "learner.grad_accum_steps=2", "algorithm.lr=1e-4"]
-PARTS = ("rollout", "execute", "reward", "learner", "sync")
+SMALL = ["--config", str(Path(__file__).parents[1] / "configs" / "smoke.yaml")]  # the shrunk run
 
 
 def metrics_of(run):
@@ -78,7 +77,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_the_same_next_batches(tmp_
     then continues at step 3 with the batch, weights and optimizer state an uninterrupted run has there."""
     out = tmp_path / "runs"
     args = ["stage=1", f"logging.out_dir={out}", "algorithm.total_steps=4", "checkpoint.every_steps=2",
-            "checkpoint.keep_last=1", "algorithm.lr=1e-3", *SMALL[:-1]]
+            "checkpoint.keep_last=1", "algorithm.lr=1e-3", *SMALL]
     try:
         assert main([*args, "run_name=whole"]) == 0
     finally:
