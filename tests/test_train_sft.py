@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from tracer1.config import RunConfig
 from tracer1.models.loading import load_planner
 from tracer1.run import main
 from tracer1.train.assets import cached, dataset_path, planner_path
-from tracer1.train.sft import batches
+from tracer1.train.sft import batches, evaluate, evaluation_file
 
 SMALL = ["sft.steps=30", "sft.warmup_steps=3", "sft.batch_size=8", "learner.micro_batch_size=8", "sft.eval_samples=8",
          "sft.eval_plans=2", "data.generate_episodes=30", "data.eval_episodes=6", "rollout.max_new_tokens=128"]
@@ -77,3 +78,11 @@ def test_sft_run_trains_evaluates_saves_and_reports(tmp_path, capsys):
     # the tiny planner and the data were cached for the next run
     config = RunConfig.model_validate({"logging": {"out_dir": str(out)}, "data": {"generate_episodes": 30}})
     assert planner_path(config).is_dir() and dataset_path(config, "train").is_file()
+    # its held-out evaluation is kept beside the weights, so the next stage's "before" is read, not recomputed;
+    # other evaluation settings are another evaluation
+    resolved = RunConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
+    final = run / "checkpoints" / "final"
+    assert evaluation_file(resolved, final).is_file()
+    assert evaluate(None, [], [], resolved, policy=final).to_dict() == after
+    longer = resolved.model_copy(update={"rollout": resolved.rollout.model_copy(update={"max_new_tokens": 64})})
+    assert not evaluation_file(longer, final).is_file()

@@ -10,6 +10,8 @@ The learner is the same `Learner` the RL stages use, with `sft_loss` as its obje
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import time
 from pathlib import Path
@@ -42,7 +44,24 @@ def held_out(samples: list, count: int, seed: int) -> list:
     return sorted(random.Random(seed).sample(samples, min(count, len(samples))), key=lambda s: s.sample_id)
 
 
-def evaluate(engine, prompts, samples, config) -> PlanningReport:
+def evaluation_file(config, policy: Path) -> Path:
+    """Where the held-out evaluation of the weights in `policy` under this config's evaluation settings is kept.
+    The evaluation is deterministic (seeded sampling), so the weights a stage ends with and the next stage starts
+    from are evaluated once: stage 1's "before" is the SFT's "after", stage 2's "before" is stage 1's "after"."""
+    settings = config.model_dump(mode="json", include={"seed", "horizon", "data", "env", "executor", "reward"})
+    settings.update(eval_samples=config.sft.eval_samples, eval_plans=config.sft.eval_plans,
+                    temperature=config.rollout.temperature, max_new_tokens=config.rollout.max_new_tokens,
+                    history_len=config.rollout.history_len, max_prompt_tokens=config.model.max_prompt_tokens,
+                    max_image_pixels=config.model.max_image_pixels)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(policy) / f"heldout-eval-{key}.json"
+
+
+def evaluate(engine, prompts, samples, config, policy: Path | None = None) -> PlanningReport:
+    """The held-out evaluation; with `policy` (the directory holding the engine's current weights), reused from
+    that directory when these weights were already evaluated with these settings."""
+    if policy is not None and evaluation_file(config, policy).is_file():
+        return PlanningReport(**json.loads(evaluation_file(config, policy).read_text()))
     # Grounded accuracy needs a frozen executor; a VLM one would need its own engine, so it is left to stage 2.
     grounded = None
     if config.executor.kind != "vlm":
@@ -50,6 +69,11 @@ def evaluate(engine, prompts, samples, config) -> PlanningReport:
     return evaluate_planning(engine, prompts, samples, reward_cfg=config.reward, horizon=config.horizon,
                              n=config.sft.eval_plans, temperature=config.rollout.temperature,
                              max_new_tokens=config.rollout.max_new_tokens, seed=config.seed, grounded=grounded)
+
+
+def keep_evaluation(config, policy: Path, report: PlanningReport) -> None:
+    """Store `report` beside the weights it measured (see `evaluation_file`)."""
+    save_json_atomic(evaluation_file(config, policy), report.to_dict())
 
 
 def batches(size: int, count: int, seed: int):
@@ -112,6 +136,7 @@ def train_sft(config, run_dir: Path) -> int:
             log.log_text(f"eval/example{i}", f"{example['instruction']}\n\n{example['greedy_plan']}", sft.steps)
 
     checkpoint = learner.save_pretrained(run_dir / "checkpoints" / "final", extra_files=bundle.save_tokenizer)
+    keep_evaluation(config, checkpoint, after)
     report = {"stage": "sft", "planner": str(path), "checkpoint": str(checkpoint), "train_samples": len(train),
               "eval_samples": len(evals), "steps": sft.steps, "batch_size": sft.batch_size,
               "seconds": round(time.time() - started, 1), "final_loss": metrics["loss"],
