@@ -115,3 +115,39 @@ def test_the_command_reshards_a_converters_output(tmp_path, samples, capsys):
     assert main([str(tmp_path / "converted.parquet"), str(tmp_path / "out"), "--rows-per-shard", "10"]) == 0
     assert capsys.readouterr().out == f"{-(-len(samples) // 10)} shards under {tmp_path / 'out'}\n"
     assert ids(stream_worker_samples(str(tmp_path / "out"), 0, 1)) == [s.sample_id for s in samples]
+
+
+def shard_run(uri: str, workers: int, prompts: int):
+    from tracer1.config import RunConfig
+
+    return RunConfig.model_validate({"data": {"train_shards": uri},
+                                     "rollout": {"num_workers": workers, "prompts_per_step": prompts}})
+
+
+def test_the_loop_keeps_one_cursor_per_worker_and_resumes_from_them(shard_dir):
+    from tracer1.train.data_source import WorkerShards, training_data, worker_counts
+
+    assert worker_counts(5, 2) == [3, 2] and worker_counts(1, 2) == [1, 0]  # prompts a step, first workers more
+    config = shard_run(shard_dir, workers=2, prompts=5)
+    fresh = training_data(config, {})  # 31 samples in 8 shards of 4 rows (the last has 3)
+    assert isinstance(fresh, WorkerShards) and fresh.cursors == [0, 0]
+    assert fresh.describe() == f"31 training samples in 8 shards at {shard_dir} (streamed by 2 rollout workers)"
+    shard = fresh.worker_options(1)["shard"]
+    assert (shard.worker, shard.workers, shard.skip, len(shard.shards)) == (1, 2, 0, 8)
+    fresh.cursors = [6, 4]  # as after two steps of 3 + 2 samples
+    saved = fresh.state(2)
+    assert saved == {"data_cursor": 2, "shard_cursors": [6, 4]}
+    resumed = training_data(config, {**saved, "step": 2})
+    assert [resumed.worker_options(i)["shard"].skip for i in (0, 1)] == [6, 4]
+
+
+def test_a_resume_that_would_move_the_workers_shard_ranges_is_refused(shard_dir):
+    from tracer1.train.data_source import training_data
+
+    with pytest.raises(ValueError, match="shard cursors of 2 rollout workers, rollout.num_workers is 3.*"
+                                         "rollout.num_workers=2"):
+        training_data(shard_run(shard_dir, workers=3, prompts=4), {"step": 2, "shard_cursors": [4, 4]})
+    with pytest.raises(ValueError, match="has no shard cursors"):
+        training_data(shard_run(shard_dir, workers=2, prompts=4), {"step": 2, "data_cursor": 2})
+    with pytest.raises(ValueError, match="8 shards for 9 workers"):
+        training_data(shard_run(shard_dir, workers=9, prompts=9), {})

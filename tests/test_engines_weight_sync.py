@@ -136,3 +136,80 @@ def test_nccl_asked_for_where_it_cannot_work_is_refused_with_the_way_out():
 def test_engine_ranks_put_the_learner_first_and_each_engines_tp_workers_together():
     assert engine_ranks(3, 2) == (7, [1, 3, 5])
     assert engine_ranks(1, 1) == (2, [1])
+
+
+# --- the loop's choice (tracer1.train.sync) ----------------------------------------------------------------------
+
+def gpu_config(**rollout) -> RunConfig:
+    """A vLLM run with its learner ranks and rollout engines on GPUs (as configs/gpu_*.yaml place them)."""
+    return RunConfig.model_validate({"rollout": {"engine": "vllm", **rollout},
+                                     "cluster": {"learner": {"gpus": 1}, "rollout": {"gpus": 1}}})
+
+
+def test_the_loop_falls_back_to_the_file_path_and_says_why(capsys):
+    from tracer1.train.sync import FileSync, select_weight_sync, start_weight_sync, with_weight_sender
+
+    assert select_weight_sync(config(engine="vllm"), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "file"  # no GPUs
+    assert capsys.readouterr().out == ("  weight sync: file (auto: the learner ranks and rollout engines are not "
+                                       "all on GPUs (cluster.learner/rollout.gpus))\n")
+    assert select_weight_sync(gpu_config(), vllm_version="0.31.2") == "file"  # GPUs, but another vLLM
+    assert "weight sync: file (auto: rollout.weight_sync=nccl supports vLLM 0.32.x; found 0.31.2" in \
+        capsys.readouterr().out
+    assert select_weight_sync(gpu_config(), vllm_version=None) == "file"  # GPUs, no vLLM on the driver
+    assert "found no vLLM" in capsys.readouterr().out
+    colocated = gpu_config().model_copy(update={"cluster": gpu_config().cluster.model_copy(update={"colocate": True})})
+    assert select_weight_sync(colocated, vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "file"
+    assert "cluster.colocate" in capsys.readouterr().out
+    assert select_weight_sync(gpu_config(), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "nccl"  # where it can work
+
+    class Learner:  # stands for LearnerWorker: the file path leaves the learner class as it is
+        pass
+
+    assert with_weight_sender(Learner, "file") is Learner
+    nccl_learner = with_weight_sender(Learner, "nccl")
+    assert issubclass(nccl_learner, Learner) and hasattr(nccl_learner, "send_weights")
+    sync = start_weight_sync("file", RunConfig(), learners=[], rollouts=[], version=4)
+    assert type(sync) is FileSync and sync.version == 4 and sync.state is None
+
+
+def test_the_loop_refuses_nccl_demanded_where_it_cannot_work():
+    from tracer1.train.sync import select_weight_sync
+
+    with pytest.raises(RuntimeError, match=r"rollout.weight_sync=nccl cannot be used: the learner ranks and rollout "
+                                           r"engines are not all on GPUs"):
+        select_weight_sync(config(engine="vllm", weight_sync="nccl"), vllm_version=f"{SUPPORTED_VLLM[0]}.1")
+    with pytest.raises(RuntimeError, match=r"cannot be used: rollout.weight_sync=nccl supports vLLM 0.32.x; found "
+                                           r"no vLLM.*Use rollout.weight_sync=file"):
+        select_weight_sync(gpu_config(weight_sync="nccl"), vllm_version=None)
+    with pytest.raises(RuntimeError, match=r"cannot be used: rollout.engine is 'hf'"):
+        select_weight_sync(gpu_config(engine="hf", weight_sync="nccl"), vllm_version=f"{SUPPORTED_VLLM[0]}.1")
+
+
+class RecordingSender:
+    """FAKE of NcclWeightSender (NCCL needs GPUs): packs each bucket as the sender does, on CPU, and keeps it."""
+
+    def __init__(self):
+        self.flat: list[tuple] = []
+
+    def send(self, buckets):
+        for bucket, tensors in buckets:
+            self.flat.append((bucket, pack_bucket(bucket, tensors)))
+        return sum(len(b.tensors) for b, _ in self.flat)
+
+
+def test_the_learner_side_sends_every_bucket_of_its_plan_from_rank_0_only(zero3_learner):
+    from tracer1.train.sync import with_weight_sender
+
+    class Rank:  # stands for LearnerWorker: what the mixed-in methods read
+        def __init__(self, rank):
+            self.learner, self.rank = zero3_learner, rank
+
+    rank0, rank1 = with_weight_sender(Rank, "nccl")(0), with_weight_sender(Rank, "nccl")(1)
+    rank0._weight_sender, rank1._weight_sender = RecordingSender(), RecordingSender()
+    plan = rank0.weight_plan(8 * 1024)
+    full = zero3_learner.state_dict()
+    assert rank0.send_weights(8 * 1024) == len(full)
+    assert [b for b, _ in rank0._weight_sender.flat] == plan
+    received = dict(item for bucket, flat in rank0._weight_sender.flat for item in unpack_bucket(bucket, flat))
+    assert list(received) == list(full) and all(torch.equal(received[n], full[n]) for n in full)
+    assert rank1.send_weights(8 * 1024) == 0 and rank1._weight_sender.flat == []  # it only took part in gathers

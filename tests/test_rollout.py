@@ -1,15 +1,17 @@
 """RolloutWorker on the tiny planners with the transformers engine: G plans per sample in order, the prompt ids
-the learner will see, reproducible seeds, weight updates; and the prompt side loaded without weights when the
-engine holds the model elsewhere (as vLLM does)."""
+the learner will see, reproducible seeds, weight updates; the prompt side loaded without weights when the
+engine holds the model elsewhere (as vLLM does); and a worker drawing its own samples from its Parquet shards at
+the position the loop names (`data.train_shards`)."""
 
 from __future__ import annotations
 
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
 from tracer1.config import RunConfig
+from tracer1.data.shards import list_shards, write_shards
 from tracer1.engines import HFEngine
 from tracer1.models.inputs import encode_prompt
-from tracer1.rollout import RolloutWorker
+from tracer1.rollout import RolloutWorker, WorkerShard
 
 CONFIG = RunConfig.model_validate({"rollout": {"group_size": 3, "max_new_tokens": 12}, "horizon": 5})
 
@@ -59,3 +61,24 @@ def test_without_a_planner_in_the_engine_the_prompt_side_loads_without_weights(t
     assert [p.text for p in ours] == [p.text for p in theirs]
     assert [[im.tobytes() for im in p.images] for p in ours] == [[im.tobytes() for im in p.images] for p in theirs]
     assert all(p.images for p in ours)
+
+
+def test_a_worker_draws_its_own_shards_at_the_position_the_loop_names(tiny_dirs, samples, tmp_path):
+    # 13 samples in shards of 3 rows: [0-2] [3-5] [6-8] [9-11] [12]; of 2 workers, worker 1 takes the last two
+    # shards, samples 9..12, and starts over after them.
+    assert len(samples) == 13
+    uri = str(tmp_path / "shards")
+    write_shards(samples, uri, rows_per_shard=3)
+    config = CONFIG.model_copy(update={"data": CONFIG.data.model_copy(update={"train_shards": uri})})
+    shard = WorkerShard(1, 2, tuple(list_shards(uri)))
+    worker = RolloutWorker(tiny_dirs["text"], config, shard=shard)
+    ids = [s.sample_id for s in samples]
+    own, groups = worker.rollout_own(0, 2, seed=7)
+    assert [s.sample_id for s in own] == [g.sample_id for g in groups] == ids[9:11]
+    assert all(len(g.completions) == 3 for g in groups)
+    assert [s.sample_id for s in worker.draw(2, 3)] == [ids[11], ids[12], ids[9]]  # a second epoch begins
+    assert [s.sample_id for s in worker.draw(1, 1)] == [ids[10]]  # behind the reader (a retried call): reopened
+    resumed = RolloutWorker(tiny_dirs["text"], config, engine=worker.engine, shard=WorkerShard(1, 2, shard.shards,
+                                                                                               skip=5))
+    assert resumed.reader.position == 5  # a resumed run's cursor: its reader starts there
+    assert [s.sample_id for s in resumed.draw(5, 2)] == ids[10:12]

@@ -1,7 +1,8 @@
 """Stages 1 and 2 end to end on a local Ray, shrunk: the SFT warm start is trained and cached, stage 1 runs GRPO
 with rollout, reward and learner actors and syncs weights, stage 2 starts from stage 1's checkpoint and adds the
 executor actors (online: first steps executed in the live built-in world); both evaluate before and after, save
-a loadable checkpoint, a report and per-part step times."""
+a loadable checkpoint, a report and per-part step times. A stage-1 run on Parquet shards has each rollout worker
+draw its own samples while the driver never reads the training split."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 import ray
 
+from tracer1.data.shards import write_shards
+from tracer1.data.synthetic import generate_samples
 from tracer1.models.loading import load_planner
+from tracer1.models.tiny import build_tiny_planner
 from tracer1.run import main
+from tracer1.train import assets
 from tracer1.train.assets import cache_dir
+from tracer1.train.checkpoints import read_state
 from tracer1.train.rl import PARTS
 
 SMALL = ["--config", str(Path(__file__).parents[1] / "configs" / "smoke.yaml")]  # the shrunk run
@@ -108,3 +115,30 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_the_same_next_batches(tmp_
         if "stage1/loss" in whole[step]:
             assert resumed[step]["stage1/loss"] == pytest.approx(whole[step]["stage1/loss"], rel=1e-3, abs=1e-5)
     assert report["before"] == json.loads((out / "whole" / "stage1_report.json").read_text())["before"]
+
+
+@pytest.mark.slow
+def test_rollout_workers_stream_their_own_parquet_shards(tmp_path, monkeypatch):
+    """`data.train_shards`: each of 2 rollout workers draws 1 sample a step from its own shards (the driver only
+    lists them); the step-1 checkpoint holds both workers' cursors. The tiny text planner stands in for the SFT
+    warm start, which would read the training split."""
+    samples = list(generate_samples(2, seed=5, horizon=10))
+    ids = [s.sample_id for s in samples]
+    half = -(-len(ids) // 2)
+    write_shards(samples, str(tmp_path / "shards"), rows_per_shard=half)  # 2 shards: worker 0's, worker 1's
+    read = []
+    monkeypatch.setattr(assets, "dataset_path", lambda config, split, real=assets.dataset_path: (
+        read.append(split), real(config, split))[1])
+    out = tmp_path / "runs"
+    try:
+        assert main(["stage=1", f"logging.out_dir={out}", "run_name=shards", "algorithm.total_steps=2",
+                     f"data.train_shards={tmp_path / 'shards'}", "rollout.num_workers=2", "checkpoint.every_steps=1",
+                     f"checkpoint.init_from={build_tiny_planner(tmp_path / 'planner', kind='text')}",
+                     "sft.eval_samples=2", *SMALL]) == 0
+    finally:
+        ray.shutdown()
+    assert "train" not in read and "eval" in read  # the driver read the held-out split only
+    batches = {m["step"]: m["stage1/batch_crc32"] for m in metrics_of(out / "shards") if "stage1/batch_crc32" in m}
+    expected = {step: zlib.crc32(f"{ids[step - 1]} {ids[half + step - 1]}".encode()) for step in (1, 2)}
+    assert batches == expected  # step s: worker 0's s-th sample, then worker 1's
+    assert read_state(out / "shards" / "checkpoints" / "step-000001")["shard_cursors"] == [1, 1]

@@ -5,6 +5,12 @@ It builds each sample's prompt with `tracer1.models.prompt` (the one place promp
 re-encoding the same sample, sees the same tokens) and asks its engine for `group_size` completions per prompt.
 A `Group` keeps the prompt's token ids beside the completions: the learner checks them against its own encoding
 and refuses a batch whose prompts drifted.
+
+With `data.train_shards` each worker also draws its own samples (`rollout_own`): worker i of n holds a
+`WorkerShardReader` over its range of the Parquet shards and returns the samples with their groups, so the driver
+never loads the training data (tracer1.train.data_source keeps the per-worker cursors). With
+`rollout.weight_sync=nccl` its vLLM engine's workers join the learner's NCCL group (`join_weight_group`) and
+receive the weights bucket by bucket (`receive_weights`; tracer1.engines.weight_sync).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer1.data.schema import Sample
+from tracer1.data.shards import Shard, WorkerShardReader
 from tracer1.engines import Completion, RolloutEngine, Sampling, make_engine
 from tracer1.models.loading import PlannerBundle, load_planner
 from tracer1.models.prompt import prompt_from_sample
@@ -41,10 +48,19 @@ class RolloutWorker:
     otherwise `rollout.engine` picks transformers or vLLM for the planner at `model_dir`."""
 
     def __init__(self, model_dir: str | Path, config, *, engine: RolloutEngine | None = None,
-                 weights_version: int = 0):
+                 weights_version: int = 0, shard: WorkerShard | None = None, weight_sync: str = "file"):
+        """`shard`: this worker's share of `data.train_shards` and where to start in it (None: the driver sends
+        the samples). `weight_sync`: the loop's resolved `rollout.weight_sync` ("nccl" builds the vLLM engine with
+        the worker extension that receives NCCL buckets)."""
         self.config = config
+        if engine is None and weight_sync == "nccl":
+            from tracer1.engines.weight_sync import nccl_rollout_engine  # noqa: PLC0415 — GPUs only
+
+            engine = nccl_rollout_engine(model_dir, config)
         self.engine = engine if engine is not None else make_engine(model_dir, config.model, config.rollout,
                                                                     seed=config.seed)
+        self.shard = shard
+        self.reader = shard.reader(config.data.train_shards) if shard is not None else None
         held = getattr(self.engine, "bundle", None)  # the HF engine has loaded the planner already
         self.bundle: PlannerBundle = held if isinstance(held, PlannerBundle) else load_planner(
             model_dir, trust_remote_code=config.model.trust_remote_code, load_model=False)
@@ -75,14 +91,58 @@ class RolloutWorker:
         return [Group(s.sample_id, list(group[0].prompt_token_ids) if group else [], list(group),
                       self.weights_version) for s, group in zip(samples, outputs)]
 
+    def draw(self, position: int, count: int) -> list[Sample]:
+        """Samples `position` .. `position + count - 1` of this worker's shard range (epochs repeat it). The loop
+        names the position, so a restarted actor (whose reader starts again at its first cursor) or a resumed run
+        draws the same samples."""
+        if self.reader is None:
+            raise RuntimeError("this rollout worker has no shards (data.train_shards is null): the loop sends samples")
+        if position < self.reader.position:  # behind the reader: open it again (streams are forward-only)
+            self.reader = self.shard.reader(self.config.data.train_shards, skip=position)
+        self.reader.take(position - self.reader.position)
+        return self.reader.take(count)
+
+    def rollout_own(self, position: int, count: int, *, seed: int = 0) -> tuple[list[Sample], list[Group]]:
+        """(samples, their groups): `count` samples drawn from this worker's shards at `position`, rolled out."""
+        samples = self.draw(position, count)
+        return samples, self.rollout(samples, seed=seed)
+
     def update_weights(self, state: Mapping[str, Any], version: int | None = None) -> int:
         """Load the learner's weights into the engine; returns the new weights version."""
         self.engine.update_weights(state)
         self.weights_version = self.weights_version + 1 if version is None else version
         return self.weights_version
 
+    def join_weight_group(self, address: str, port: int, rank_offset: int, world_size: int) -> list[int]:
+        """NCCL sync: every worker process of this vLLM engine joins the learner's weight group (-> their ranks)."""
+        return self.engine._llm.collective_rpc("tracer1_init_weight_group",  # type: ignore[attr-defined]
+                                               args=(address, port, rank_offset, world_size))
+
+    def receive_weights(self, buckets: list, version: int) -> int:
+        """NCCL sync: receive the buckets learner rank 0 broadcasts into the engine; -> the new weights version."""
+        from tracer1.engines.weight_sync import receive_on  # noqa: PLC0415
+
+        receive_on(self.engine, buckets)
+        self.weights_version = version
+        return version
+
     def sleep(self) -> None:
         self.engine.sleep()
 
     def wake(self) -> None:
         self.engine.wake()
+
+
+@dataclass(frozen=True)
+class WorkerShard:
+    """Rollout worker `worker` of `workers`' share of `data.train_shards`: `shards` is the driver's listing (so
+    workers do not list again) and `skip` how many of its samples earlier steps took (a resumed run's cursor)."""
+
+    worker: int
+    workers: int
+    shards: tuple[Shard, ...]
+    skip: int = 0
+
+    def reader(self, uri: str, *, skip: int | None = None) -> WorkerShardReader:
+        return WorkerShardReader(uri, self.worker, self.workers, shards=list(self.shards),
+                                 skip=self.skip if skip is None else skip)

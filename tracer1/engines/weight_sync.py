@@ -21,10 +21,12 @@ tests). `check_vllm_version` accepts `SUPPORTED_VLLM` and refuses others with a 
 `NcclWeightReceiver`); everything above them (bucket plans, packing, names, ZeRO-3 gathering, the choice of
 path) runs and is tested on CPU. The NCCL path has not been run on a GPU in this project's CI (it has none).
 
-Order of calls for one NCCL sync (the loop drives it; all `.remote()` calls at once, they meet in NCCL):
-    buckets = learner.weight_buckets(bucket_bytes)                # the same plan on every learner rank
-    every learner rank: for bucket in gathered_buckets(...): rank 0 sends it   (ZeRO-3 gathers are collective)
-    every engine: receive_on(engine, buckets)                     # all its TP workers receive every bucket
+Order of calls for one NCCL sync (`tracer1.train.sync.NcclSync` drives it; all `.remote()` calls at once, they
+meet in NCCL; the learner actor gets `NcclLearnerSide`'s methods, the rollout worker `join_weight_group` /
+`receive_weights`):
+    buckets = learner.weight_plan(bucket_bytes)                   # once: the same plan on every learner rank
+    every learner rank: send_weights → for bucket in gathered_buckets(...): rank 0 sends it  (gathers are collective)
+    every rollout worker: receive_on(engine, buckets)             # all its TP workers receive every bucket
 """
 
 from __future__ import annotations
@@ -207,6 +209,8 @@ def choose_sync(config, *, gpus: bool, vllm_version: str | None) -> tuple[str, s
         blocker = f"rollout.engine is {r.engine!r}; the NCCL path serves vLLM engines"
     elif not gpus:
         blocker = "the learner ranks and rollout engines are not all on GPUs (cluster.learner/rollout.gpus)"
+    elif config.cluster.colocate:
+        blocker = "cluster.colocate puts rollout engines on the learner's GPUs; NCCL needs one rank per GPU"
     else:
         try:
             check_vllm_version(vllm_version)
@@ -217,6 +221,11 @@ def choose_sync(config, *, gpus: bool, vllm_version: str | None) -> tuple[str, s
     if r.weight_sync == "nccl":
         raise RuntimeError(f"rollout.weight_sync=nccl cannot be used: {blocker}")
     return "file", f"auto: {blocker}"
+
+
+def on_gpus(config) -> bool:
+    """Whether the config puts both the learner ranks and the rollout engines on GPUs (`choose_sync`'s `gpus`)."""
+    return config.cluster.learner.gpus > 0 and config.cluster.rollout.gpus > 0
 
 
 def engine_ranks(num_engines: int, tensor_parallel_size: int) -> tuple[int, list[int]]:
@@ -291,6 +300,47 @@ class NcclWeightReceiver(WeightLoader):
         reload = getattr(self, "reload_weights", None)  # as WeightLoader: the worker's wrapper, else the runner's
         (reload or self.model_runner.reload_weights)(weights_iterator=received())  # type: ignore[attr-defined]
         return count
+
+
+def nccl_rollout_engine(model_dir: Any, config) -> Any:
+    """The rollout `VLLMEngine` of `tracer1.engines.make_engine`, its workers extended with `NcclWeightReceiver`
+    (which keeps the file path's methods too)."""
+    from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415
+
+    m, r = config.model, config.rollout
+    return VLLMEngine(model_dir, dtype=m.dtype, seed=config.seed, gpu_memory_utilization=r.gpu_memory_utilization,
+                      tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
+                      trust_remote_code=m.trust_remote_code, worker_extension_cls=RECEIVER_EXTENSION)
+
+
+class NcclLearnerSide:
+    """Mixed into the learner actor's class when the loop syncs by NCCL (`tracer1.train.sync`): the plan, rank
+    0's sender, and the bucket-wise send. Expects `LearnerWorker`'s `learner` (a `Learner`) and `rank`."""
+
+    def weight_plan(self, bucket_bytes: int) -> list[Bucket]:
+        return weight_buckets(self.learner.model, bucket_bytes)  # type: ignore[attr-defined]
+
+    def weight_group_address(self) -> tuple[str, int]:
+        """Rank 0's node address and a free port there: the weight group's rendezvous."""
+        import ray  # noqa: PLC0415
+
+        from tracer1.learner.distributed import free_port  # noqa: PLC0415
+
+        host = ray.util.get_node_ip_address()
+        return host, free_port(host)
+
+    def join_weight_group(self, address: str, port: int, world_size: int) -> None:
+        self._weight_sender = NcclWeightSender(address, port, world_size)
+
+    def send_weights(self, bucket_bytes: int) -> int:
+        """Every rank iterates the buckets (each ZeRO-3 gather is a collective); rank 0 broadcasts them."""
+        learner = self.learner  # type: ignore[attr-defined]
+        buckets = gathered_buckets(learner.model, bucket_bytes, zero3=learner.zero_stage == 3)
+        if self.rank == 0:  # type: ignore[attr-defined]
+            return self._weight_sender.send(buckets)
+        for _ in buckets:
+            pass
+        return 0
 
 
 def receive_on(engine: Any, buckets: list[Bucket]) -> None:

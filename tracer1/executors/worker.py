@@ -1,7 +1,12 @@
 """`ExecutorWorker`: the plain class inside each executor actor of stage 2. It runs the first step of each
 sampled plan through the frozen executor against the sample's observation and returns what the stage-2 reward
 scores: the grounded step and its result (None when the plan had no readable first step or nothing could be
-executed)."""
+executed).
+
+With `executor.kind=vlm` (UI-TARS-style grounding) the worker also holds the grounding model's engine
+(`grounding_engine`): vLLM when `executor.engine=vllm` (GPUs; `tensor_parallel_size` and
+`gpu_memory_utilization` from the executor config), transformers otherwise. The model runs in `dtype`, the
+run's `model.dtype`, which is also what `--plan` (tracer1.placement) sizes the executor's GPU memory by."""
 
 from __future__ import annotations
 
@@ -11,21 +16,44 @@ from tracer1.executors.base import make_executor, observation_from_sample
 from tracer1.plan import Step, parse_plan
 
 
+def grounding_engine(executor_cfg, *, dtype: str = "float32", seed: int = 0):
+    """The engine serving `executor.model_path` for a VLM executor, with the prompt side its chat template needs
+    (-> (engine, processor or tokenizer)): the processor has the image bounds the grounder resizes screens by."""
+    if executor_cfg.engine == "vllm":
+        from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415 — vLLM only where it is installed
+        from tracer1.models.loading import load_planner  # noqa: PLC0415
+
+        engine = VLLMEngine(executor_cfg.model_path, dtype=dtype, seed=seed,
+                            tensor_parallel_size=executor_cfg.tensor_parallel_size,
+                            gpu_memory_utilization=executor_cfg.gpu_memory_utilization)
+        prompt_side = load_planner(executor_cfg.model_path, load_model=False)  # vLLM holds the weights
+    else:
+        from tracer1.engines.hf import HFEngine  # noqa: PLC0415
+
+        engine = HFEngine(executor_cfg.model_path, dtype=dtype)
+        prompt_side = engine.bundle
+    return engine, prompt_side.processor if prompt_side.processor is not None else prompt_side.tokenizer
+
+
 class ExecutorWorker:
-    def __init__(self, executor_cfg, env_cfg=None):
-        self.executor = make_executor(executor_cfg, env_config=env_cfg)
+    def __init__(self, executor_cfg, env_cfg=None, *, dtype: str = "float32", seed: int = 0):
+        """`dtype`, `seed`: the grounding model's (kind=vlm only; the other executors hold no model)."""
+        options = {}
+        if executor_cfg.kind == "vlm":
+            engine, processor = grounding_engine(executor_cfg, dtype=dtype, seed=seed)
+            options = {"engine": engine, "processor_or_tokenizer": processor}
+        self.executor = make_executor(executor_cfg, env_config=env_cfg, **options)
 
     def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[tuple[Step | None, str | None]]:
         """(grounded first step, result) of each (plan text, planning sample): the plan's first step executed on
-        the sample's observation."""
-        out = []
-        for plan, sample in pairs:
-            steps = parse_plan(plan).steps
-            if not steps:
-                out.append((None, None))
-                continue
-            execution = self.executor.execute(steps[0], observation_from_sample(sample))
-            out.append((execution.grounded_step, execution.result))
+        the sample's observation (one batch: a VLM executor asks its model once per distinct step and screen)."""
+        firsts = [parse_plan(plan).steps[:1] for plan, _ in pairs]
+        todo = [i for i, first in enumerate(firsts) if first]
+        executions = self.executor.execute_many([firsts[i][0] for i in todo],
+                                                [observation_from_sample(pairs[i][1]) for i in todo])
+        out: list[tuple[Step | None, str | None]] = [(None, None)] * len(pairs)
+        for i, execution in zip(todo, executions):
+            out[i] = (execution.grounded_step, execution.result)
         return out
 
     def close(self) -> None:

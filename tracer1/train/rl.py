@@ -11,8 +11,11 @@ step with the frozen executor and scores the execution against the grounding lab
 (`live_reward`).
 Actors are thin Ray shells around plain classes (`RolloutWorker`, `ExecutorWorker`, `RewardWorker`,
 `LearnerWorker`); the Ray plumbing — placement, retries of work whose actor died — is `tracer1.train.actors`,
-checkpoints and resume are `tracer1.train.checkpoints`. A step is a pure function of (seed, step, weights): the
-batch and the sampling seeds come from the step number, so a resumed run continues with the same next batch.
+checkpoints and resume are `tracer1.train.checkpoints`, where the samples come from (the driver's split, or Parquet
+shards each rollout worker streams) is `tracer1.train.data_source`, and the weight sync (file or NCCL) is
+`tracer1.train.sync`. A step is a pure function of (seed, step, weights): the batch and the sampling seeds come
+from the step number (with shards: from each worker's cursor, kept in the checkpoint), so a resumed run continues
+with the same next batch.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_act
 from tracer1.train.assets import cache_dir, cached, load_split
 from tracer1.train.batch import training_batches
 from tracer1.train.checkpoints import policy_dir, read_state, resume_point, write_checkpoint
+from tracer1.train.data_source import training_data
 from tracer1.train.report import summary_table
-from tracer1.train.sft import batches, build_prompts, evaluate, held_out
+from tracer1.train.sft import build_prompts, evaluate, held_out, keep_evaluation
+from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
 PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts of a step, in order
 
@@ -79,9 +84,9 @@ def train_rl(config, run_dir: Path) -> int:
     resume = resume_point(config.checkpoint.resume, run_dir)
     state = read_state(resume) if resume else {}
     policy = resume / "policy" if resume else planner
-    train = load_split(config, "train", config.data.max_samples)
+    data = training_data(config, state)  # the driver's split, or Parquet shards each rollout worker streams
     evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
-    print(f"tracer1 stage {stage}: planner {planner}, {len(train)} training samples, {len(evals)} held-out")
+    print(f"tracer1 stage {stage}: planner {planner}, {data.describe()}, {len(evals)} held-out")
 
     engine = HFEngine(policy, dtype=config.model.dtype)  # the driver's evaluation engine
     bundle = engine.bundle  # its tokenizer/processor also encode the learner's batches
@@ -91,39 +96,30 @@ def train_rl(config, run_dir: Path) -> int:
         set_rng_state(state["rng"])
         print(f"  resuming from {resume} at step {first}")
     else:
-        before, first = evaluate(engine, eval_prompts, evals, config), 1
+        before, first = evaluate(engine, eval_prompts, evals, config, policy=policy), 1
     print(f"  before: {before.headline()}")
 
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config,
                                                      prefix=f"stage{stage}/") as log:
-        cl = config.cluster
-        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config, weights_version=first - 1)
-                    for _ in range(config.rollout.num_workers)]
+        cl, sync_mode = config.cluster, select_weight_sync(config)  # NCCL on GPUs where it can, else the file path
+        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(
+                        str(policy), config, weights_version=first - 1, weight_sync=sync_mode, **data.worker_options(i))
+                    for i in range(config.rollout.num_workers)]
         scorers = [make_actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon,
                                                                       stage=stage)
                    for _ in range(config.reward.num_actors)]
         executing = LiveExecutorWorker if config.env.grounding == "online" else ExecutorWorker  # live env or not
-        executors = ([make_actor(executing, cl.executor, config).remote(config.executor, config.env)
+        grounder = {} if executing is LiveExecutorWorker else {"dtype": config.model.dtype, "seed": config.seed}
+        executors = ([make_actor(executing, cl.executor, config).remote(config.executor, config.env, **grounder)
                       for _ in range(config.executor.num_actors)] if stage == 2 else [])
         owned += [*rollouts, *scorers, *executors]
-        learners = learner_ranks(LearnerWorker, config, str(policy), config, reference_dir=str(planner), owned=owned)
+        learners = learner_ranks(with_weight_sender(LearnerWorker, sync_mode), config, str(policy), config,
+                                 reference_dir=str(planner), owned=owned)
         wait_until_placed([*rollouts, *scorers, *executors, *learners], config)
         if resume:
             ray.get([r.load_checkpoint.remote(str(resume), rng) for r, rng in zip(learners, state["learner_rng"])])
         per_rank = ray.get(learners[0].accumulation_steps.remote())
-        synced = {"state": None, "version": first - 1}  # what a restarted rollout worker must be given again
-
-        def resync(worker) -> None:
-            if synced["state"] is not None:
-                ray.get(worker.update_weights.remote(synced["state"], version=synced["version"]))
-
-        def latest_weights() -> dict:  # the last synced weights, else the learner's (all ranks: ZeRO-3 gathers)
-            return ray.get(synced["state"] if synced["state"] is not None else
-                           [r.state_dict.remote() for r in learners][0])
-
-        draw = batches(config.rollout.prompts_per_step, len(train), config.seed)
-        for _ in range(first - 1):  # the data cursor: batches are drawn in a fixed, seeded order
-            next(draw)
+        sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)  # learner → rollouts
         bar = tqdm(range(first, alg.total_steps + 1), desc=f"stage {stage}", unit="step", initial=first - 1,
                    total=alg.total_steps)
         for step in bar:
@@ -135,11 +131,9 @@ def train_rl(config, run_dir: Path) -> int:
                 busy[part] = answers.busy_s if answers is not None else 0.0
                 retried += answers.retried if answers is not None else 0
 
-            samples = [train[i] for i in next(draw)]
-            out = call_pool(rollouts, "rollout", samples, retries=retries, before_retry=resync,
-                            label=lambda s: s.sample_id, seed=config.seed * 1_000_003 + step)
+            samples, out = data.rollout(rollouts, step, retries=retries, before_retry=sync.resync)  # step's batch
             groups = out.results
-            lag = synced["version"] - min(g.weights_version for g in groups)  # 0 unless a sync was lost
+            lag = sync.version - min(g.weights_version for g in groups)  # 0 unless a sync was lost
             done("rollout", out)
             plans = [(s, p) for g, s in zip(groups, samples) for p in g.completions]
             names = [f"step {step} / {s.sample_id} / plan {i}" for i, (s, _) in enumerate(plans)]
@@ -166,10 +160,7 @@ def train_rl(config, run_dir: Path) -> int:
                 metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
             done("learner", out if micro else None)
             if micro:  # weights changed: every rollout worker gets them before the next step
-                states = [r.state_dict.remote() for r in learners]  # collective under ZeRO-3: all ranks take part
-                synced.update(state=states[0], version=step)
-                out = call_actors([(w, (states[0],)) for w in rollouts], "update_weights", retries=retries,
-                                  version=step)
+                out = sync.push(step)
             done("sync", out if micro else None)
 
             step_s = sum(wall.values())
@@ -182,7 +173,7 @@ def train_rl(config, run_dir: Path) -> int:
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
-                engine.update_weights(latest_weights())
+                engine.update_weights(sync.latest())
                 log.log({f"eval/{k}": v for k, v in evaluate(engine, eval_prompts, evals, config).to_dict().items()},
                         step)
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
@@ -191,14 +182,15 @@ def train_rl(config, run_dir: Path) -> int:
                     return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp)) for r in learners])}
 
                 write_checkpoint(run_dir, step, parts, {"before": before.to_dict(), "rng": rng_state(),
-                                                        "data_cursor": step, "planner": str(planner)},
+                                                        **data.state(step), "planner": str(planner)},
                                  config.checkpoint.keep_last)
 
-        engine.update_weights(latest_weights())
+        engine.update_weights(sync.latest())
         after = evaluate(engine, eval_prompts, evals, config)
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
         final = str(run_dir / "checkpoints" / "final")
         checkpoint = Path(ray.get([r.save.remote(final) for r in learners])[0])
+        keep_evaluation(config, checkpoint, after)
 
     report = {"stage": stage, "planner": str(planner), "checkpoint": str(checkpoint), "steps": alg.total_steps,
               "resumed_from": str(resume) if resume else None, "seconds": round(time.time() - started, 1),
