@@ -74,3 +74,32 @@ def test_on_vllm_the_executor_engine_takes_the_executor_settings(grounder_dir, m
 def test_the_other_executors_hold_no_model():
     worker = ExecutorWorker(ExecutorConfig(kind="a11y"))
     assert not hasattr(worker.executor, "engine")
+
+
+def test_online_stage_2_grounds_with_the_same_model_in_the_live_world(grounder_dir, sound_screen):
+    """`LiveExecutorWorker` (env.grounding=online) builds the grounding engine the same way and hands it to the
+    executor of each source; the grounded click then runs in the live built-in world, whose feedback comes back."""
+    from tracer1.config import EnvConfig  # noqa: PLC0415
+    from tracer1.executors.live import LiveExecutorWorker  # noqa: PLC0415
+
+    live = LiveExecutorWorker(ExecutorConfig(kind="vlm", model_path=str(grounder_dir)), EnvConfig())
+    try:
+        engine = live.executor("builtin").engine
+        assert isinstance(engine, HFEngine) and engine.bundle.path == str(grounder_dir)
+
+        def answer(text: str) -> list[int]:
+            return engine.bundle.tokenizer.encode(text, add_special_tokens=False) + [engine.bundle.eos_token_ids[0]]
+
+        step = format_step(Step("click", target="Sound"))
+        # The Sound row spans y 388..475 on the grid. (84, 121) in the model's 168 × 280 pixels is (500, 432):
+        # on the row, so the live world opens Sound, as the reference does. (100, 200) is (595, 714): below it.
+        with scripted(engine.bundle.model, [answer("(84,121)")]):
+            [(executed, _, feedback)] = live.first_steps([(step, sound_screen)])
+        assert executed == Step("click", target="Sound", point=(500, 432))
+        assert feedback.executed and feedback.matches_reference
+        with scripted(engine.bundle.model, [answer("(100,200)")]):
+            [(executed, _, feedback)] = live.first_steps([(step, sound_screen)])
+        assert executed.point == (595, 714)
+        assert not feedback.executed and feedback.problems == ("nothing on screen at (595, 714)",)
+    finally:
+        live.close()

@@ -343,8 +343,15 @@ class LiveExecutorWorker:
     """`ExecutorWorker` for online stage 2: each plan's first step executed in a live env at its sample's
     state, with the env's feedback (see the module docstring). `cache_size`: restored states kept per env."""
 
-    def __init__(self, executor_cfg, env_cfg=None, *, cache_size: int = 64):
+    def __init__(self, executor_cfg, env_cfg=None, *, cache_size: int = 64, dtype: str = "float32", seed: int = 0):
+        """`dtype`, `seed`: the grounding model's, as for `ExecutorWorker` (kind=vlm only)."""
         self.executor_cfg, self.env_cfg, self.cache_size = executor_cfg, env_cfg, cache_size
+        self._grounding = {}  # kind=vlm: one grounding engine serves the executors of every source
+        if executor_cfg.kind == "vlm":
+            from tracer1.executors.worker import grounding_engine  # noqa: PLC0415
+
+            engine, processor = grounding_engine(executor_cfg, dtype=dtype, seed=seed)
+            self._grounding = {"engine": engine, "processor_or_tokenizer": processor}
         self._executors: dict[str, Executor] = {}
         self._not_live: OrderedDict[tuple, str] = OrderedDict()  # sample_key -> why it cannot be restored
         self._live = {"builtin": _BuiltinLive(env_cfg, cache_size), "miniwob": _MiniWoBLive(env_cfg, cache_size)}
@@ -362,7 +369,7 @@ class LiveExecutorWorker:
                 from tracer1.config import EnvConfig
 
                 env_cfg = EnvConfig(name=source)
-            self._executors[source] = make_executor(self.executor_cfg, env_config=env_cfg)
+            self._executors[source] = make_executor(self.executor_cfg, env_config=env_cfg, **self._grounding)
         return self._executors[source]
 
     def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[LiveExecution]:

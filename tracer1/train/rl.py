@@ -109,7 +109,7 @@ def train_rl(config, run_dir: Path) -> int:
                                                                       stage=stage)
                    for _ in range(config.reward.num_actors)]
         executing = LiveExecutorWorker if config.env.grounding == "online" else ExecutorWorker  # live env or not
-        grounder = {} if executing is LiveExecutorWorker else {"dtype": config.model.dtype, "seed": config.seed}
+        grounder = {"dtype": config.model.dtype, "seed": config.seed}  # a VLM executor's grounding model
         executors = ([make_actor(executing, cl.executor, config).remote(config.executor, config.env, **grounder)
                       for _ in range(config.executor.num_actors)] if stage == 2 else [])
         owned += [*rollouts, *scorers, *executors]
