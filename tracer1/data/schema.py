@@ -265,26 +265,33 @@ def iter_batches(path: str | os.PathLike, batch_size: int = 256, split: str | No
             parquet = pq.ParquetFile(file)
         except (OSError, pa.ArrowInvalid) as exc:
             raise SampleError(f"{file}: not a readable Parquet file ({exc})") from None
-        missing = [name for name in SCHEMA.names if name not in parquet.schema_arrow.names]
-        if missing:
-            raise SampleError(f"{file}: not a tracer1 sample file (missing columns {', '.join(missing)})")
-        row = 0
-        for record_batch in parquet.iter_batches(batch_size=batch_size):
-            batch = []
-            for values in record_batch.to_pylist():
-                try:
-                    sample = from_row(values)
-                    if split is None or sample.split == split:
-                        batch.append(sample)
-                except SampleError as exc:
-                    message = f"{file}: row {row}: {exc}"
-                    if not skip_invalid:
-                        raise SampleError(message) from None
-                    if errors is not None:
-                        errors.append(message)
-                row += 1
-            if batch:
-                yield batch
+        yield from parquet_batches(parquet, str(file), batch_size, split, skip_invalid, errors)
+
+
+def parquet_batches(parquet: pq.ParquetFile, name: str, batch_size: int = 256, split: str | None = None,
+                    skip_invalid: bool = False, errors: list[str] | None = None) -> Iterator[list[Sample]]:
+    """The samples of one open Parquet file (`name`: its path or URI, for messages), a record batch at a time;
+    the rules of `iter_batches`."""
+    missing = [column for column in SCHEMA.names if column not in parquet.schema_arrow.names]
+    if missing:
+        raise SampleError(f"{name}: not a tracer1 sample file (missing columns {', '.join(missing)})")
+    row = 0
+    for record_batch in parquet.iter_batches(batch_size=batch_size):
+        batch = []
+        for values in record_batch.to_pylist():
+            try:
+                sample = from_row(values)
+                if split is None or sample.split == split:
+                    batch.append(sample)
+            except SampleError as exc:
+                message = f"{name}: row {row}: {exc}"
+                if not skip_invalid:
+                    raise SampleError(message) from None
+                if errors is not None:
+                    errors.append(message)
+            row += 1
+        if batch:
+            yield batch
 
 
 def iter_samples(path: str | os.PathLike, **kwargs) -> Iterator[Sample]:

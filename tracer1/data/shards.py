@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from tracer1.data.schema import SCHEMA, Sample, SampleError, from_row, to_row
+from tracer1.data.schema import SCHEMA, Sample, SampleError, parquet_batches, to_row
 
 
 @dataclass(frozen=True)
@@ -121,23 +121,7 @@ def stream_worker_samples(uri: str, worker: int, workers: int, *, batch_size: in
     for i in shard_range(len(listing), worker, workers):
         shard = listing[i]
         with filesystem.open_input_file(shard.path) as f:
-            parquet = pq.ParquetFile(f)
-            missing = [n for n in SCHEMA.names if n not in parquet.schema_arrow.names]
-            if missing:
-                raise SampleError(f"{shard.uri}: not a tracer1 sample file (missing columns {', '.join(missing)})")
-            row = 0
-            for record_batch in parquet.iter_batches(batch_size=batch_size):
-                batch = []
-                for values in record_batch.to_pylist():
-                    try:
-                        sample = from_row(values)
-                    except SampleError as exc:
-                        raise SampleError(f"{shard.uri}: row {row}: {exc}") from None
-                    row += 1
-                    if split is None or sample.split == split:
-                        batch.append(sample)
-                if batch:
-                    yield batch
+            yield from parquet_batches(pq.ParquetFile(f), shard.uri, batch_size, split)
 
 
 def write_shards(samples: Iterable[Sample], uri: str, rows_per_shard: int, *, rows_per_group: int = 512) -> list[str]:
