@@ -135,8 +135,8 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, ge=0, description="sampling temperature for training rollouts (0 = greedy)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     max_new_tokens: int = Field(
-        128, ge=1, description="generation budget per plan (reasoning + steps; the built-in world's reference "
-                               "plans take at most 94 tokens, a reasoning model wants 1024+)")
+        256, ge=1, description="generation budget per plan (reasoning + steps; a 10-step plan of the tiny default "
+                               "takes up to ~150 tokens, a reasoning model wants 1024+)")
     history_len: int = Field(4, ge=0, description="K: executed past actions shown in the prompt")
     eval_temperature: float = Field(0.0, ge=0, description="sampling temperature for evaluation (0 = greedy)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs per engine")
