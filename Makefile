@@ -24,8 +24,16 @@ VLLM_EXTRAS  ?= 'ray[default]>=2.50' 'deepspeed>=0.17' 'pydantic>=2.6' 'pyarrow>
                 'tensorboard>=2.15' 'matplotlib>=3.8' 'pytest>=8'
 VLLM_REMOVED := requires (torchvision|torchaudio|torchcodec), which is not installed
 VLLM_STAMP   := $(VLLM_VENV)/.installed
+# TRL for bench/trl_grpo.py only (not a tracer1 dependency): a venv of the same Python that sees .venv's packages
+# through a .pth file (site.addsitedir, so .venv's own .pth files, the editable tracer1 among them, work too) and
+# installs only what TRL adds (accelerate, datasets, pandas, ...) into its own site-packages, which come first. The
+# recipe checks that TRL imports over .venv's torch and that .venv's package list did not change.
+BENCH_VENV   ?= .venv-bench
+BENCH_PY     := $(BENCH_VENV)/bin/python
+TRL_SPEC     ?= trl==1.16.0
+BENCH_STAMP  := $(BENCH_VENV)/.installed
 
-.PHONY: install install-rllib vllm-venv system-deps run study test test-local bench clean
+.PHONY: install install-rllib vllm-venv bench-venv system-deps run study test test-local bench clean
 
 install: $(STAMP)
 
@@ -59,6 +67,20 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	  assert u.find_spec('torchvision') is None, 'torchvision is back in $(VLLM_VENV)'"
 	touch $(VLLM_STAMP)
 
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP) Makefile
+	test -x $(BENCH_PY) || $(PY) -m venv $(BENCH_VENV)
+	$(PY) -c "import sysconfig; print('import site; site.addsitedir(%r)' % sysconfig.get_paths()['purelib'])" \
+	  > "$$($(BENCH_PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/tracer1_main_venv.pth"
+	$(PY) -m pip freeze --all > $(BENCH_VENV)/main-venv-packages.txt
+	$(BENCH_PY) -m pip install --quiet $(TRL_SPEC)
+	@$(PY) -m pip freeze --all | diff -u $(BENCH_VENV)/main-venv-packages.txt - \
+	  || { echo "installing TRL changed $(VENV)'s packages (above)"; exit 1; }
+	$(BENCH_PY) -c "import torch, tracer1, trl; from trl import GRPOTrainer; \
+	  assert torch.__file__.startswith('$(abspath $(VENV))/'), torch.__file__"
+	touch $(BENCH_STAMP)
+
 # The main job on the embedded default: SFT warm start (cached) → stage 1 → stage 2, evaluated before and after
 # each (tracer1/pipeline.py). `make study` is the same over three seeds, with the spread of the gains.
 run: $(STAMP)
@@ -85,11 +107,15 @@ test: $(STAMP) $(VLLM_STAMP) system-deps
 test-local: $(STAMP) system-deps
 	VENV=$(VENV) bash scripts/test_local.sh
 
-bench: $(STAMP) $(VLLM_STAMP)
+bench: $(STAMP) $(VLLM_STAMP) $(BENCH_STAMP)
 	$(PY) bench/rewards_throughput.py
 	$(PY) bench/data_throughput.py
 	$(PY) bench/engines_throughput.py
 	$(PY) bench/step_time.py
+	TRACER1_BENCH_PYTHON=$(BENCH_PY) $(PY) bench/trl_grpo.py
+	$(PY) bench/rollout_overhead.py
+	$(PY) bench/rollout_scaling.py
+	TRACER1_VLLM_PYTHON=$(VLLM_PY) $(PY) bench/weight_sync.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) runs bench/results .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) $(BENCH_VENV) runs bench/results .pytest_cache .hypothesis

@@ -1,0 +1,48 @@
+"""The rollout-scaling benchmark's measurement on a real local Ray with two of its fake engines (actors that sleep a
+fixed latency per call): call_pool gives each worker its even, in-order share, the two sleep at the same time, and
+the efficiency the bench reports is ideal / measured wall."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+
+from tracer1.train.actors import call_pool
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "rollout_scaling.py"
+LATENCY = 0.3  # seconds each fake engine sleeps per call
+
+
+@pytest.fixture(scope="module")
+def scaling():
+    spec = importlib.util.spec_from_file_location("rollout_scaling", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the bench ships its fake class by value, found through sys.modules
+    spec.loader.exec_module(module)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield module
+    ray.shutdown()
+
+
+def test_two_fake_engines_share_the_batch_and_sleep_in_parallel(scaling):
+    fakes = scaling.start_fakes(2, LATENCY, group_size=3, tokens=5)
+
+    items = [(f"item-{i}", b"x" * 16) for i in range(4)]
+    out = call_pool(fakes, "rollout", items, retries=0, label=lambda item: item[0])
+    texts = [[c.text for c in group] for group in out.results]
+    assert texts == [["item-0 by worker 0"] * 3, ["item-1 by worker 0"] * 3,
+                     ["item-2 by worker 1"] * 3, ["item-3 by worker 1"] * 3]
+    assert all(c.token_ids == [0, 1, 2, 3, 4] for group in out.results for c in group)
+
+    row = scaling.scaling_row(fakes, per_worker=2, item_bytes=1024, latency_s=LATENCY, repeats=2)
+    assert (row["workers"], row["items"], row["completions_per_call"]) == (2, 4, 12)
+    assert row["busy_s"] >= LATENCY  # each fake slept its latency
+    assert row["wall_min_s"] >= LATENCY  # no call beats the sleep ...
+    assert row["wall_s"] < 2 * LATENCY  # ... and the two slept at once (one after the other takes 2 latencies)
+    assert row["efficiency"] == pytest.approx(LATENCY / row["wall_s"])
+    assert row["overhead_s"] == pytest.approx(row["wall_s"] - LATENCY)
+    assert 0.5 < row["efficiency"] <= 1.0
