@@ -27,14 +27,13 @@ Prints a table and writes bench/results/rollout_overhead.json. Run with `make be
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as metadata
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_facts, save_results  # bench/common.py (the script's folder)
 
 OUT = Path(__file__).parent / "results" / "rollout_overhead.json"
 
@@ -153,12 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
         "samples": args.samples, "group_size": args.group, "max_new_tokens": args.tokens, "repeats": args.repeats,
         "sample_bytes_mean": statistics.fmean(len(s.screenshot or b"") + len(s.a11y or "") for s in samples),
         "engine_alone": alone, "system": pools,
-        "wall_s": time.perf_counter() - started, "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
-        "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-        **{name: metadata.version(name) for name in ("torch", "transformers", "ray")},
+        **run_facts(started, load_start, ("torch", "transformers", "ray")),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(OUT, results)
     print_table(results)
     return results
 

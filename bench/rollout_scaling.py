@@ -21,14 +21,13 @@ Prints a table and writes bench/results/rollout_scaling.json. Run with `make ben
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as metadata
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from common import run_facts, save_results  # bench/common.py (the script's folder)
 
 OUT = Path(__file__).parent / "results" / "rollout_scaling.json"
 
@@ -119,12 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
         "engines": "FakeRolloutEngine Ray actors (num_cpus=0) sleeping a fixed latency per call",
         "latency_s": args.latency, "per_worker": args.per_worker, "group_size": args.group, "tokens": args.tokens,
         "item_bytes": args.item_kib * 1024, "repeats": args.repeats, "actors_startup_s": startup_s, "rows": rows,
-        "wall_s": time.perf_counter() - started, "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
-        "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-        "ray": metadata.version("ray"),
+        **run_facts(started, load_start, ("ray",)),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(OUT, results)
     print_table(results)
     return results
 

@@ -24,14 +24,14 @@ Prints a table and writes the same numbers to bench/results/step_time.json. Run 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as metadata
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_facts, save_results  # bench/common.py (the script's folder)
 
 from tracer1.train.rl import PARTS
 
@@ -97,15 +97,6 @@ def summarise(rows: list[dict]) -> dict:
             "reward_mean": statistics.fmean(r["reward_mean"] for r in kept)}
 
 
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "deepspeed", "ray"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
 
 def pm(stat: dict, width: int = 15) -> str:
     return f"{stat['mean']:>7.3f} ± {stat['std']:<5.3f}".rjust(width)
@@ -159,11 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
         "group_size": int(settings["rollout.group_size"]),
         "max_new_tokens": int(settings["rollout.max_new_tokens"]),
         "settings": [f"--config configs/{SMOKE.name}", *SETTINGS], **stages,
-        "wall_s": time.perf_counter() - started, "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
-        "cpus": os.cpu_count(), "machine": platform.machine(), **versions(),
+        **run_facts(started, load_start),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(OUT, results)
     print_table(results)
     return results
 

@@ -35,13 +35,14 @@ import argparse
 import importlib.metadata as metadata
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_facts, save_results  # bench/common.py (the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "trl_grpo.json"
@@ -190,12 +191,6 @@ def kept(side: dict) -> dict:
     return {"step_s": mean_std(steps), "completion_tokens": mean_std(side["completion_tokens_mean"][WARMUP_STEPS:])}
 
 
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "deepspeed", "ray"):
-        out[name] = metadata.version(name)
-    return out
-
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -242,11 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
         "lr": LR, "kl_coef": KL_COEF, "clip": [CLIP_LOW, CLIP_HIGH], "threads_per_side": 1,
         "prompt_chars_mean": prompt_chars, **sides,
         "tracer1_over_trl": sides["tracer1"]["step_s"]["mean"] / sides["trl"]["step_s"]["mean"],
-        "wall_s": time.perf_counter() - started, "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
-        "cpus": os.cpu_count(), "machine": platform.machine(), **versions(), "trl_version": trl["trl"],
+        **run_facts(started, load_start), "trl_version": trl["trl"],
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(OUT, results)
     print_table(results)
     return results
 

@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_facts, save_results  # bench/common.py (the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "weight_sync.json"
@@ -154,8 +155,6 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"the vLLM side runs in {VLLM_PYTHON}, which does not exist: run `make vllm-venv` first, set "
                  "TRACER1_VLLM_PYTHON, or pass --vllm-sizes with no size")
 
-    import importlib.metadata as metadata
-
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tracer1-weight-sync-") as tmp:
         tmp_path = Path(tmp)
@@ -178,12 +177,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "model": "tiny text planners (Qwen2 architecture, random init, float32), 4 attention heads",
         "repeats": args.repeats, "rows": rows,
-        "wall_s": time.perf_counter() - started, "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
-        "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-        **{name: metadata.version(name) for name in ("torch", "transformers", "ray")}, "vllm": vllm["vllm"],
+        **run_facts(started, load_start, ("torch", "transformers", "ray")), "vllm": vllm["vllm"],
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(OUT, results)
     print_table(results)
     return results
 

@@ -22,6 +22,7 @@ def scaling():
     spec = importlib.util.spec_from_file_location("rollout_scaling", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # the bench ships its fake class by value, found through sys.modules
+    sys.path.insert(0, str(BENCH.parent))  # as when it runs as a script: bench/common.py is importable
     spec.loader.exec_module(module)
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     yield module
