@@ -5,7 +5,7 @@
 #   → ray job submit -- python -m tracer1.run stage=1 ...      (short, shrunk run; trains and caches the SFT warm start)
 #   → ray job submit -- python -m tracer1.run stage=2 checkpoint.init_from=<stage-1 run>/checkpoints/final ...
 #   → checks: job status SUCCEEDED, the driver attached to this cluster (its actors ran here), report step counts,
-#     metrics.jsonl steps, the final checkpoint's files
+#     metrics.jsonl steps, the final checkpoint's files, the HTML report
 #   → stops this Ray (on success and on failure) and checks that none of its processes is left.
 #
 # Ray binds to 127.0.0.1 only: `ray start` turns --node-ip-address=127.0.0.1 into the machine's routable address
@@ -250,6 +250,9 @@ for name in ("model.safetensors", "config.json"):
     f = final / name
     check(f.is_file() and f.stat().st_size > 0, f"checkpoints/final/{name} exists, non-empty")
 check((run / "config.yaml").is_file(), "config.yaml (resolved configuration) exists")
+page = run / "report.html"
+html = page.read_text() if page.is_file() else ""
+check("data:image/png;base64," in html, "report.html exists with its curves embedded")
 sys.exit(1 if problems else 0)
 EOF
 }
