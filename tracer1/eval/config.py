@@ -31,13 +31,13 @@ from tracer1.config import (
 from tracer1.overrides import merge_into, parse_override, read_yaml_file, validation_problems
 
 # Small named sets of MiniWoB++ tasks. Every one has a scripted solver that `checkpoint=oracle` measured at 100%
-# through the plan-act loop (focus-text and focus-text-2 are left out: their solvers fail in headless Chromium).
+# through the plan-act loop.
 MINIWOB_SUITES: dict[str, tuple[str, ...]] = {
     "smoke": ("click-test", "click-button"),
     "click": ("click-test", "click-test-2", "click-button", "click-link", "click-dialog", "click-option",
               "click-tab", "click-checkboxes", "click-collapsible", "click-widget"),
-    "forms": ("enter-text", "enter-text-2", "enter-text-dynamic", "enter-password", "login-user",
-              "login-user-popup"),
+    "forms": ("focus-text", "focus-text-2", "enter-text", "enter-text-2", "enter-text-dynamic", "enter-password",
+              "login-user", "login-user-popup"),
     "multistep": ("click-button-sequence", "click-tab-2", "choose-list", "use-autocomplete", "search-engine",
                   "multi-layouts", "multi-orderings"),
 }

@@ -176,6 +176,9 @@ def make_backend(task: str, cfg: BrowserConfig, state: BrowserState):
             service = Service(executable_path=cfg.chromedriver)  # an explicit path: Selenium Manager never runs
             state.service = service
             self.driver = webdriver.Chrome(service=service, options=options)
+            # A headless window never has the OS focus, and newer Chromium (150) then fires no focus events, so
+            # clicking a textbox does not focus it (focus-text cannot be solved): emulate a focused page.
+            self.driver.execute_cdp_cmd("Emulation.setFocusEmulationEnabled", {"enabled": True})
             client = getattr(self.driver.command_executor, "_client_config", None)
             if client is not None:
                 client.timeout = cfg.command_timeout  # a hung browser raises instead of blocking for minutes
