@@ -226,7 +226,9 @@ class AlgorithmConfig(Section):
 
 
 class SFTConfig(Section):
-    steps: int = Field(150, ge=1, description="optimizer steps of the SFT warm start")
+    steps: int = Field(
+        300, ge=1, description="optimizer steps of the SFT warm start (the tiny planner starts copying targets from "
+                               "the screen between 150 and 300)")
     lr: float = Field(
         5e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
                                 "than RL's algorithm.lr)")
