@@ -88,9 +88,13 @@ def wait_until_placed(actors: list, config) -> None:
     ready, pending = ray.wait([a.__ray_ready__.remote() for a in actors], num_returns=len(actors),
                               timeout=PLACEMENT_TIMEOUT_S)
     if pending:
+        asked, has = actor_cpus(config), ray.cluster_resources().get("CPU", 0)
+        why = (f"they ask for {asked:g} CPUs (cluster.*.cpus) and the cluster has {has:g}; lower the per-actor "
+               "resources or add nodes" if asked > has else
+               f"the cluster has room ({asked:g} of {has:g} CPUs asked), so their worker processes did not start: "
+               "an overloaded machine or a worker that died at start (see the Ray session's logs/ directory)")
         raise RuntimeError(f"{len(pending)} of {len(actors)} actors were not placed within {PLACEMENT_TIMEOUT_S:g} "
-                           f"s: they ask for {actor_cpus(config):g} CPUs (cluster.*.cpus) and the cluster has "
-                           f"{ray.cluster_resources().get('CPU', 0):g}; lower the per-actor resources or add nodes")
+                           f"s: {why}")
     ray.get(ready)  # an actor whose constructor failed raises here, with its traceback
 
 
