@@ -194,7 +194,7 @@ def test_miniwob_pages_come_back_by_reset_and_replay(miniwob):
     login = samples["login-user"]           # type the username, type the password, click Login
     assert [s.future[0].action for s in login] == ["type", "type", "click"]
     assert all(worker.observe(s)["a11y"] == s.a11y for s in login)
-    # typing into the box leaves MiniWoB's focus there across its reset; the worker drops it before each reset
+    # typing into the box leaves MiniWoB's focus there across its own reset; MiniWoBEnv.reset drops it
     worker.first_steps([(plan(login[0].future[0]), login[0])])
     assert worker.observe(login[0])["a11y"] == login[0].a11y and "focused=true" not in login[0].a11y
 

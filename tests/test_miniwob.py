@@ -165,6 +165,16 @@ def test_typing_keys_and_finish(env):
     assert terminated and "over" in info["problems"][0]
 
 
+def test_reset_drops_the_keyboard_focus(env):
+    # MiniWoB's own reset keeps the focus of the page before; a fresh episode must look like a fresh browser's
+    env.reset(seed=3, options={"task": "enter-text"})
+    box = next(e for e in env.elements if e.role == "textbox")
+    _, _, _, _, info = env.step(Step("click", point=box.center))
+    assert next(e for e in info["elements"] if e.role == "textbox").focused
+    obs, info = env.reset(seed=3, options={"task": "enter-text"})
+    assert not any(e.focused for e in info["elements"]) and "focused=true" not in obs["a11y"]
+
+
 def test_max_steps_truncates():
     # its own short-lived env: a second browser, which also shows two envs do not disturb each other
     with_limit = MiniWoBEnv(max_steps=2)

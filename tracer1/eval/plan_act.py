@@ -275,10 +275,6 @@ class PlanActLoop:
         episodes = []
         for slot, spec in enumerate(specs):
             env = self._env(slot)
-            if spec.env == "miniwob":  # MiniWoB's reset keeps the last page's keyboard focus; samples never had it
-                from tracer1.executors.live import _blur  # noqa: PLC0415
-
-                _blur(env)
             obs, info = env.reset(seed=spec.seed, options={"task": spec.task} if spec.task else None)
             episodes.append(_Episode(spec, env, obs, info, time.perf_counter()))
         while active := [e for e in episodes if not e.done]:

@@ -275,7 +275,6 @@ class _MiniWoBLive:
         if task is None or seed is None:
             raise NotLive("a MiniWoB sample without meta task/seed")
         env = self.env()
-        _blur(env)
         obs, info = env.reset(seed=int(seed), options={"task": task})
         for step in sample.history:
             obs, _, terminated, truncated, info = self._step(step)
@@ -321,22 +320,6 @@ class _MiniWoBLive:
             self._env.close()
             self._env = None
         self._at = None
-
-
-_BLUR = "if (document.activeElement && document.activeElement.blur) document.activeElement.blur();"
-
-
-def _blur(env) -> None:
-    """Drop the page's keyboard focus before a reset. MiniWoB's reset rebuilds the task's DOM without clearing
-    the focus, so after an episode that typed into a box the same seed's fresh page comes back with that box
-    focused (and `type` without a target then goes there); samples are recorded without it. No browser yet, or
-    one that is dead, has no focus to drop (the reset starts or restarts it)."""
-    driver = getattr(getattr(getattr(env, "_backend", None), "instance", None), "driver", None)
-    if driver is not None:
-        try:
-            driver.execute_script(_BLUR)
-        except Exception:  # noqa: BLE001 — a dead browser: the reset that follows restarts it
-            pass
 
 
 class LiveExecutorWorker:

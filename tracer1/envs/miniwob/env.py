@@ -29,6 +29,8 @@ from tracer1.plan import Step, as_step
 
 log = logging.getLogger(__name__)
 
+_BLUR = "if (document.activeElement && document.activeElement.blur) document.activeElement.blur();"
+
 _TEXT_SPACE = spaces.Text(max_length=1 << 16, charset=string.printable)
 
 
@@ -208,6 +210,10 @@ class MiniWoBEnv(gym.Env):
         if self._backend_task != self.task:
             self._backend.instance.switch_task(self.task)
             self._backend_task = self.task
+        # MiniWoB's reset rebuilds the task's DOM but keeps the keyboard focus: after an episode that typed into a
+        # box, the same seed's fresh page would come back with that box focused (and `type` without a target would
+        # go there). Every reset starts unfocused, as a fresh browser does.
+        self._backend.instance.driver.execute_script(_BLUR)
         return self._backend.reset(seed=self._seed)
 
     def _restart(self, error: BaseException) -> None:
