@@ -54,6 +54,18 @@ def test_the_claims_are_the_gains_of_each_stage_with_their_spread(tmp_path, monk
     assert s2["gain"]["values"] == pytest.approx([0.15, -0.05]) and not s2["holds_on_every_seed"]
     assert "does NOT hold on every seed" in capsys.readouterr().out
     assert (tmp_path / "t" / "pipeline_report.md").read_text().startswith("== t: SFT → stage 1 → stage 2")
+    assert "Held out" not in (tmp_path / "t" / "pipeline_report.md").read_text()  # the fakes give no sample count
+
+
+def test_the_report_says_how_many_held_out_samples_a_gain_is_made_of(tmp_path, monkeypatch, capsys):
+    def held(reward, grounded):
+        return {**report(reward, grounded), "samples": 48}
+
+    numbers = {(0, 1): (held(-0.5, 0.25), held(-0.1, 0.25)), (0, 2): (held(-0.1, 0.25), held(0.0, 0.2708))}
+    monkeypatch.setattr(pipeline, "run_stage", fake_stages(tmp_path, numbers, []))
+    assert pipeline.run_pipeline(["seeds=0", "name=t", f"logging.out_dir={tmp_path}"]) == 0
+    assert "Held out: 48 samples" in capsys.readouterr().out and "one sample = 2.1%" in (
+        tmp_path / "t" / "pipeline_report.md").read_text()
 
 
 def test_a_bad_shared_override_fails_before_any_stage_runs(tmp_path, monkeypatch, capsys):

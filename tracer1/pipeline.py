@@ -106,6 +106,9 @@ def render(report: dict) -> str:
         lines.append(f"| {r['seed']} | {r['sft']['reward']:+.3f} | {r['stage1']['reward']:+.3f} | "
                      + " | ".join(grounded) + " |")
     lines.append("")
+    if held := report["per_seed"] and report["per_seed"][0]["stage2"].get("samples"):
+        lines += [f"Held out: {held} samples, the same before and after each stage; first-step accuracy is greedy, "
+                  f"one sample = {1 / held:.1%}.", ""]
     for claim in report["claims"].values():
         g = claim["gain"]
         verdict = "holds on every seed" if claim["holds_on_every_seed"] else "does NOT hold on every seed"

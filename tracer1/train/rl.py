@@ -151,6 +151,8 @@ def train_rl(config, run_dir: Path) -> int:
             rewards = [[x.reward for x in out.results[i * G:(i + 1) * G]] for i in range(len(groups))]
             failures = sum(1 for x in out.results if x.error)
             done("reward", out)
+            # The workers built these prompts too; rebuilding them here (same function) is cheaper than shipping
+            # screenshots back with every completion.
             micro, stats = training_batches(bundle, build_prompts(bundle, samples, config, "", progress=False), groups,
                                             rewards, alg, accumulation=per_rank * len(learners))
             metrics = {}
