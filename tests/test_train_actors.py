@@ -20,7 +20,7 @@ import torch
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
-from tracer1.config import RunConfig
+from tracer1.config import Resources, RunConfig
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.models.loading import load_planner
@@ -177,3 +177,17 @@ def test_two_learner_ranks_take_the_same_step_as_one_rank_with_the_whole_batch(l
     assert any(not torch.equal(one[k], start[k]) for k in start)  # the step did change the weights
     for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+
+def test_an_actor_gets_the_torch_threads_of_its_role(local_ray):
+    # Ray gives a 1-CPU actor one OpenMP thread; `threads` raises it for roles that take turns (rollout, learner)
+    made = [make_actor(RewardWorker, resources, CONFIG).remote(RunConfig().reward, horizon=5, stage=1)
+            for resources in (Resources(cpus=1), Resources(cpus=1, threads=2))]
+    counts = ray.get([a.__ray_call__.remote(lambda self: __import__("torch").get_num_threads()) for a in made])
+    assert counts == [1, 2]
+    roles = CONFIG.cluster
+    assert (roles.learner.threads, roles.rollout.threads, roles.reward.threads, roles.executor.threads) == \
+        (2, 2, None, None)
+    for actor in made:
+        ray.kill(actor)

@@ -269,6 +269,9 @@ class LearnerConfig(Section):
 class Resources(Section):
     cpus: float = Field(1.0, ge=0, description="CPUs per actor")
     gpus: float = Field(0.0, ge=0, description="GPUs per actor (fractions share a GPU)")
+    threads: int | None = Field(
+        None, ge=1, description="torch threads in each actor; null = its CPUs (Ray's OMP_NUM_THREADS). Roles that "
+                                "take turns in the loop can use more threads than the CPUs they reserve")
 
 
 class NodeGroup(Section):
@@ -293,10 +296,15 @@ class ClusterConfig(Section):
     max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1 = forever)")
     max_task_retries: int = Field(
         3, ge=-1, description="times a work item is retried after its actor died (-1 = forever)")
-    rollout: Resources = Field(default_factory=Resources, description="resources of each rollout worker")
+    # The rollout workers and the learner take turns (rollout, then update, then sync), so on a small machine each
+    # can use two cores while the other waits: stage 1 on the tiny default went from 8.8 to 5.9 s a step, with the
+    # same samples, losses and rewards bit for bit.
+    rollout: Resources = Field(default_factory=lambda: Resources(threads=2),
+                               description="resources of each rollout worker")
     executor: Resources = Field(default_factory=Resources, description="resources of each executor actor")
     reward: Resources = Field(default_factory=Resources, description="resources of each reward actor")
-    learner: Resources = Field(default_factory=Resources, description="resources of each learner rank")
+    learner: Resources = Field(default_factory=lambda: Resources(threads=2),
+                               description="resources of each learner rank")
     nodes: NodeGroup = Field(
         default_factory=NodeGroup, description="the nodes `--plan` checks against without a Ray cluster address")
 

@@ -14,8 +14,7 @@ reference the vLLM engine is checked against.
   token that completed it is the last token), else at `max_new_tokens` ("length");
 * with a seed, sampling runs on a forked RNG seeded with it: the same prompts, sampling and batch size give the
   same completions, and the caller's RNG is untouched. Temperature 0 is greedy (n copies of one completion);
-* CPU threads are the process's (`torch.set_num_threads`): a tiny model's matmuls are too small to split, and on
-  a busy machine one thread generated 10x faster than two.
+* CPU threads are the process's (`torch.set_num_threads`; in a rollout actor `cluster.rollout.threads`).
 """
 
 from __future__ import annotations

@@ -67,7 +67,17 @@ def ray_session(config):
 
 class Timed:
     """Mixed into every actor class: `timed(method, ...)` runs a method and also returns the seconds it took inside
-    the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation)."""
+    the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation). It also sets the
+    actor's torch threads (`cluster.<role>.threads`) before the actor's own constructor runs."""
+
+    torch_threads: int | None = None
+
+    def __init__(self, *args, **kwargs):
+        if self.torch_threads is not None:
+            import torch  # noqa: PLC0415 — only actors that asked for threads
+
+            torch.set_num_threads(self.torch_threads)
+        super().__init__(*args, **kwargs)
 
     def timed(self, method: str, *args, **kwargs):
         started = time.perf_counter()
@@ -77,7 +87,8 @@ class Timed:
 
 def make_actor(cls, resources, config, *, restartable: bool = True, **options):
     """`cls` as a Ray actor class with the role's resources; restartable roles come back after a crash."""
-    timed = type(cls.__name__, (Timed, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+    timed = type(cls.__name__, (Timed, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                                              "torch_threads": getattr(resources, "threads", None)})
     return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus,
                       max_restarts=config.cluster.max_restarts if restartable else 0, max_task_retries=0,
                       **options)(timed)
