@@ -10,7 +10,7 @@ per call) and the same tiny text planner, twice:
   shipping the samples (screenshots included) to the actors, building the prompts there, packing the groups and
   shipping them back.
 
-Both compute on one thread (Ray gives each one-CPU actor one torch thread; this process is set to one), so with
+Both compute on one thread (`cluster.rollout.threads=1` for the actors; this process is set to one), so with
 one worker the difference is the loop's overhead; with two workers (the machine's cores) the pool also splits
 the batch. tokens/s = generated tokens (EOS included, padding not) / wall seconds. Each setting gets a warm-up
 call, then `--repeats` timed calls with the same seeds on every side, interleaved call by call (a shared
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tracer1-rollout-overhead-") as tmp:
         config = load_config([f"logging.out_dir={tmp}", "model.kind=tiny-text", "data.generate_episodes=12",
-                              f"rollout.group_size={args.group}", f"rollout.max_new_tokens={args.tokens}"])
+                              f"rollout.group_size={args.group}", f"rollout.max_new_tokens={args.tokens}",
+                              "cluster.rollout.threads=1"])  # one thread, as this process is set to
         planner = planner_path(config)
         samples = load_split(config, "train", args.samples)
         ray.init(num_cpus=sum(args.workers), include_dashboard=False, log_to_driver=False)

@@ -18,11 +18,12 @@ too), so both run a learner update every step.
   reward, reference and policy passes, optimizer step; TRL samples from the trained model itself, so it has no
   sync).
 
-Each side computes on one thread (tracer1's actors get one CPU each from Ray, which sets their torch threads to
-1, and they work one after another; TRL is given `torch.set_num_threads(1)`), so the ratio compares the systems,
-not how many cores each grabbed. Step 1 (warm-up) is dropped; means and sample standard deviations are over the
-rest. Completions end at EOS or at the budget on both sides (tracer1 also stops at `</plan>`, which a random
-model does not write), and the mean completion length of each side is reported to show the work was the same.
+Each side computes on one thread (tracer1's actors get one CPU and one torch thread each — `threads=1` for the
+rollout worker and the learner, which default to 2 — and they work one after another; TRL is given
+`torch.set_num_threads(1)`), so the ratio compares the systems, not how many cores each grabbed. Step 1 (warm-up)
+is dropped; means and sample standard deviations are over the rest. Completions end at EOS or at the budget on
+both sides (tracer1 also stops at `</plan>`, which a random model does not write), and the mean completion length
+of each side is reported to show the work was the same.
 
 Prints a table and writes bench/results/trl_grpo.json. Run with `make bench`, or
 
@@ -62,7 +63,8 @@ def overrides(out_dir: Path, args) -> list[str]:
             f"algorithm.kl_coef={KL_COEF}", f"algorithm.clip_low={CLIP_LOW}", f"algorithm.clip_high={CLIP_HIGH}",
             "algorithm.loss_agg=token-mean", "algorithm.filter_flat_groups=false", "algorithm.epochs_per_batch=1",
             f"algorithm.total_steps={args.steps}", "algorithm.eval_every=0", "checkpoint.every_steps=0",
-            "sft.eval_samples=1", "sft.eval_plans=1", "logging.tensorboard=false"]
+            "sft.eval_samples=1", "sft.eval_plans=1", "logging.tensorboard=false",
+            "cluster.rollout.threads=1", "cluster.learner.threads=1"]  # one thread per side, as TRL gets
 
 
 def prepare(settings: list[str]) -> dict:
