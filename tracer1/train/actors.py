@@ -65,10 +65,9 @@ def ray_session(config):
             ray.shutdown()
 
 
-class Timed:
-    """Mixed into every actor class: `timed(method, ...)` runs a method and also returns the seconds it took inside
-    the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation). It also sets the
-    actor's torch threads (`cluster.<role>.threads`) before the actor's own constructor runs."""
+class TorchThreads:
+    """Mixed into every actor class: sets the actor's torch threads (`cluster.<role>.threads`; None keeps Ray's
+    OMP_NUM_THREADS, the actor's CPUs) before the actor's own constructor runs."""
 
     torch_threads: int | None = None
 
@@ -79,6 +78,11 @@ class Timed:
             torch.set_num_threads(self.torch_threads)
         super().__init__(*args, **kwargs)
 
+
+class Timed:
+    """Mixed into every actor class: `timed(method, ...)` runs a method and also returns the seconds it took inside
+    the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation)."""
+
     def timed(self, method: str, *args, **kwargs):
         started = time.perf_counter()
         out = getattr(self, method)(*args, **kwargs)
@@ -87,8 +91,8 @@ class Timed:
 
 def make_actor(cls, resources, config, *, restartable: bool = True, **options):
     """`cls` as a Ray actor class with the role's resources; restartable roles come back after a crash."""
-    timed = type(cls.__name__, (Timed, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__,
-                                              "torch_threads": getattr(resources, "threads", None)})
+    timed = type(cls.__name__, (Timed, TorchThreads, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                                                            "torch_threads": resources.threads})
     return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus,
                       max_restarts=config.cluster.max_restarts if restartable else 0, max_task_retries=0,
                       **options)(timed)
