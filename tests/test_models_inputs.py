@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from tracer1.engines.base import Prompt
-from tracer1.models.inputs import collate, completion_logprobs, encode_for_training, encode_prompts, model_inputs
+from tracer1.learner.losses import sft_loss
+from tracer1.models.inputs import (collate, completion_logits, completion_logprobs, encode_for_training, encode_prompts,
+                                   model_inputs, sequence_logprobs)
 from tracer1.models.prompt import plan_target, prompt_from_sample, tokenize_target
 
 from tiny_planners import one_thread, samples, text_bundle, tiny_dirs, vl_bundle  # noqa: F401  (fixtures)
@@ -77,3 +79,35 @@ def test_completion_logprobs_match_one_sequence_at_a_time(vl_bundle, samples):
             assert torch.allclose(together[row, :n], alone[0], atol=1e-4)
     assert (together[batch["completion_mask"] == 0] == 0).all() and (together[batch["completion_mask"] == 1] < 0).all()
     assert "completion_mask" not in model_inputs(batch)
+
+
+def test_logits_from_the_first_completion_on_give_the_full_forwards_loss_and_gradients(vl_bundle, samples):
+    # Two prompts of different lengths: the window starts one column before the earlier completion.
+    b = vl_bundle
+    prompts = [prompt_from_sample(b, s, horizon=3) for s in (samples[0], samples[5])]
+    targets = [tokenize_target(b, plan_target(s.future, 3)) for s in (samples[0], samples[5])]
+    batch = encode_for_training(b, prompts, targets)
+    first = int(batch["completion_mask"].any(0).nonzero()[0])
+    assert first > 50  # the prompts are most of the sequence: that is what the window saves
+
+    logits, window = completion_logits(b.model, batch)
+    assert logits.shape[1] == window["input_ids"].shape[1] == batch["input_ids"].shape[1] - (first - 1)
+    assert window["completion_mask"].sum() == batch["completion_mask"].sum()
+    loss, _ = sft_loss(logits, window)
+    loss.backward()
+    windowed = {n: p.grad.clone() for n, p in b.model.named_parameters() if p.grad is not None}
+    b.model.zero_grad()
+
+    full = b.model(**model_inputs(batch), use_cache=False).logits
+    full_loss, _ = sft_loss(full, batch)
+    full_loss.backward()
+    assert torch.allclose(loss, full_loss, atol=1e-5)
+    for name, param in b.model.named_parameters():
+        if param.grad is not None:
+            assert torch.allclose(windowed[name], param.grad, atol=1e-5), name
+    b.model.zero_grad()
+    with torch.no_grad():
+        mask = batch["completion_mask"] == 1
+        assert torch.allclose(completion_logprobs(b.model, batch)[mask],
+                              sequence_logprobs(b.model(**model_inputs(batch)).logits, batch["input_ids"])[mask],
+                              atol=1e-5)

@@ -5,7 +5,8 @@ around it). A step takes a list of exactly `accumulation` micro-batches, runs fo
 lets DeepSpeed accumulate them into one optimizer step. Their sizes need not be equal nor
 `learner.micro_batch_size`: the RL loop splits however many plans survive group filtering into that many
 micro-batches, and `grpo_loss`'s `loss_denominator` keeps the sum exact. The objective is a function
-`(logits, micro_batch) → (loss, metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2.
+`(logits, micro_batch) → (loss, metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2;
+it sees the logits and token columns from the completions on (`completion_logits`), not the prompts' columns.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from tracer1.learner.distributed import init_process_group
-from tracer1.models.inputs import model_inputs, sequence_logprobs
+from tracer1.models.inputs import completion_logits, token_logprobs
 
 Objective = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
@@ -94,9 +95,6 @@ class Learner:
     def device(self) -> torch.device:
         return self.engine.device
 
-    def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
     def step(self, micro_batches: Sequence[Mapping[str, torch.Tensor]], objective: Objective) -> dict[str, float]:
         """One optimizer step over `micro_batches` (forward, backward, accumulate, step). → mean metrics."""
         if len(micro_batches) != self.accumulation:
@@ -105,9 +103,8 @@ class Learner:
         self.engine.train()
         totals: dict[str, float] = {}
         for micro in micro_batches:
-            micro = self._to_device(micro)
-            logits = self.engine(**model_inputs(micro)).logits
-            loss, metrics = objective(logits, micro)
+            logits, window = completion_logits(self.engine, micro, self.device)
+            loss, metrics = objective(logits, window)
             self.engine.backward(loss)
             self.engine.step()  # DeepSpeed steps the optimizer only at the accumulation boundary
             for key, value in metrics.items():
@@ -119,14 +116,10 @@ class Learner:
 
     @torch.no_grad()
     def logprobs(self, micro_batches: Sequence[Mapping[str, torch.Tensor]]) -> list[torch.Tensor]:
-        """Per-token log-probs (B, L) of each micro-batch under the current policy (`sequence_logprobs`; eval
-        mode, no grad)."""
+        """Per-token log-probs (B, L) of each micro-batch under the current policy (`token_logprobs`: 0 on the
+        prompt columns before the completions; eval mode, no grad)."""
         self.engine.eval()
-        out = []
-        for micro in micro_batches:
-            micro = self._to_device(micro)
-            out.append(sequence_logprobs(self.engine(**model_inputs(micro)).logits, micro["input_ids"]).cpu())
-        return out
+        return [token_logprobs(self.engine, micro, self.device).cpu() for micro in micro_batches]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The policy's HF-named weights on CPU (what rollout engines load). Under ZeRO-3 the shards are gathered

@@ -15,7 +15,7 @@ import torch
 
 from tracer1.learner.grpo import grpo_objective
 from tracer1.learner.learner import Learner
-from tracer1.models.inputs import model_inputs, sequence_logprobs
+from tracer1.models.inputs import token_logprobs
 from tracer1.models.loading import load_planner
 from tracer1.seeding import rng_state, set_rng_state
 
@@ -47,8 +47,7 @@ class LearnerWorker:
     @torch.no_grad()
     def _reference_logprobs(self, micro_batches: Sequence[dict]) -> list[torch.Tensor]:
         device = next(self.reference.parameters()).device
-        return [sequence_logprobs(self.reference(**model_inputs(m, device)).logits, m["input_ids"].to(device)).cpu()
-                for m in micro_batches]
+        return [token_logprobs(self.reference, m, device).cpu() for m in micro_batches]
 
     def step(self, micro_batches: Sequence[dict]) -> dict[str, float]:
         """One GRPO update (`algorithm.epochs_per_batch` optimizer steps over the same micro-batches)."""

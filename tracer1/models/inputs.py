@@ -13,6 +13,7 @@ would then compare different sequences).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -143,11 +144,45 @@ def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Te
     return torch.cat([picked.new_zeros(input_ids.shape[0], 1), picked], dim=1)
 
 
+# Entries of a training batch with one column per token, cut together by `completion_logits`.
+TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "completion_mask", "old_logprobs", "ref_logprobs"})
+
+
+def _keeps_logits(model: Any) -> bool:
+    forward = getattr(getattr(model, "module", model), "forward")  # a DeepSpeed engine wraps the model
+    return "logits_to_keep" in inspect.signature(forward).parameters
+
+
+def completion_logits(model: Any, batch: dict[str, Any], device: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The forward pass of a training batch, with logits only from the column before the batch's first
+    completion token on → (logits (B, W, V), the batch's token columns cut to the same W). `sequence_logprobs`
+    of the two is the full one's last W columns (its first column, a prompt token, reads 0).
+
+    Why: prompts are ~90% of a planning sequence, and the (B, L, V) logits with their log-sum-exp and backward
+    were a sixth of the tiny planner's training step. A model whose forward lacks `logits_to_keep` (remote code)
+    gets the whole width."""
+    mask = batch["completion_mask"]
+    columns = mask.any(dim=0).nonzero()
+    start = max(0, int(columns[0]) - 1) if len(columns) and _keeps_logits(model) else 0
+    inputs = model_inputs(batch, device)
+    if start:
+        inputs["logits_to_keep"] = torch.arange(start, mask.shape[1], device=inputs["input_ids"].device)
+    logits = model(**inputs, use_cache=False).logits
+    window = {k: v[:, start:] if k in TOKEN_KEYS else v for k, v in batch.items()}
+    return logits, {k: v.to(logits.device) if isinstance(v, torch.Tensor) else v for k, v in window.items()}
+
+
+def token_logprobs(model: Any, batch: dict[str, Any], device: Any = None) -> torch.Tensor:
+    """`sequence_logprobs` of the batch under `model`, (B, L), from `completion_logits`: 0 on the prompt columns
+    before the first completion, which no loss reads."""
+    logits, window = completion_logits(model, batch, device)
+    logp = sequence_logprobs(logits, window["input_ids"])
+    return torch.cat([logp.new_zeros(logp.shape[0], batch["input_ids"].shape[1] - logp.shape[1]), logp], dim=1)
+
+
 def completion_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """log p(token) for every token of the batch under `model` at temperature 1 (log_softmax of the raw
     logits, as the HF engine reports), zero outside `completion_mask`. Shape (B, L); with gradients when the
     caller has them enabled."""
     device = next(model.parameters()).device
-    inputs = model_inputs(batch, device)
-    logits = model(**inputs, use_cache=False).logits
-    return sequence_logprobs(logits, inputs["input_ids"]) * batch["completion_mask"].to(device)
+    return token_logprobs(model, batch, device) * batch["completion_mask"].to(device)
