@@ -146,3 +146,11 @@ def test_unequal_micro_batches_with_a_loss_denominator_give_the_full_batch_gradi
     split = make_learner(accumulation=2).step([{**p, "loss_denominator": tokens / 2} for p in parts], grpo_loss)
     assert split["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
     assert one["grad_norm"] > 0
+
+
+def test_adam_betas_reach_the_optimizer():
+    cfg = LearnerConfig(micro_batch_size=4, backend="gloo")
+    learner = Learner(tiny_qwen2(), cfg, lr=1e-3, total_steps=10, betas=(0.8, 0.95))
+    assert {tuple(group["betas"]) for group in learner.optimizer.param_groups} == {(0.8, 0.95)}
+    assert deepspeed_config(cfg, lr=1e-3, weight_decay=0.0, dtype="float32", accumulation=1)["optimizer"][
+        "params"]["betas"] == [0.9, 0.999]  # torch's default when not given

@@ -198,10 +198,15 @@ class RewardConfig(Section):
     num_actors: int = Field(1, ge=1, description="reward actors")
 
 
+Beta = Annotated[float, Field(ge=0, lt=1)]
+AdamBetas = tuple[Beta, Beta]
+
+
 class AlgorithmConfig(Section):
     lr: float = Field(
         1e-4, gt=0, description="peak learning rate of the RL stages (the tiny default's; 7-8B planners use ~1e-6)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    adam_betas: AdamBetas = Field((0.9, 0.999), description="AdamW's (β1, β2) in the RL stages")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="learning-rate schedule after warm-up")
@@ -232,6 +237,9 @@ class SFTConfig(Section):
     lr: float = Field(
         5e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
                                 "than RL's algorithm.lr)")
+    adam_betas: AdamBetas = Field(
+        (0.9, 0.95), description="AdamW's (β1, β2) in the warm start (β2 0.95 as in nanoGPT: on a short run from "
+                                 "random weights it taught the tiny planner more than 0.999)")
     warmup_steps: int = Field(20, ge=0, description="linear warm-up steps, then cosine decay to 0")
     batch_size: int = Field(
         8, ge=1, description="sequences per optimizer step (a multiple of learner.micro_batch_size); at equal "

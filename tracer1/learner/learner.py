@@ -41,7 +41,8 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
     return factor
 
 
-def deepspeed_config(learner_cfg, *, lr: float, weight_decay: float, dtype: str, accumulation: int) -> dict:
+def deepspeed_config(learner_cfg, *, lr: float, weight_decay: float, dtype: str, accumulation: int,
+                     betas: tuple[float, float] = (0.9, 0.999)) -> dict:
     """The DeepSpeed JSON config for a `LearnerConfig`. The optimizer is DeepSpeed's (torch AdamW on CPU)."""
     zero: dict[str, Any] = {"stage": learner_cfg.zero_stage}
     if learner_cfg.offload_optimizer and learner_cfg.zero_stage >= 1:
@@ -53,7 +54,8 @@ def deepspeed_config(learner_cfg, *, lr: float, weight_decay: float, dtype: str,
         "zero_optimization": zero,
         "bf16": {"enabled": dtype == "bfloat16"},
         "fp16": {"enabled": dtype == "float16"},
-        "optimizer": {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay, "torch_adam": True}},
+        "optimizer": {"type": "AdamW", "params": {"lr": lr, "betas": list(betas), "weight_decay": weight_decay,
+                                                  "torch_adam": True}},
         "steps_per_print": 2**31 - 1,  # we log; DeepSpeed's own prints would interleave with progress bars
         "wall_clock_breakdown": False,
     }
@@ -66,8 +68,8 @@ class Learner:
     (the loops group their data so). Rank/world size/backend set up torch.distributed for data parallelism."""
 
     def __init__(self, model: torch.nn.Module, learner_cfg, *, lr: float, total_steps: int, weight_decay: float = 0.0,
-                 warmup_steps: int = 0, lr_schedule: str = "constant", dtype: str = "float32",
-                 accumulation: int | None = None, rank: int = 0, world_size: int = 1,
+                 betas: tuple[float, float] = (0.9, 0.999), warmup_steps: int = 0, lr_schedule: str = "constant",
+                 dtype: str = "float32", accumulation: int | None = None, rank: int = 0, world_size: int = 1,
                  master_addr: str = "127.0.0.1", master_port: int | None = None):
         self.backend = init_process_group(rank, world_size, backend=learner_cfg.backend, master_addr=master_addr,
                                           master_port=master_port)
@@ -77,7 +79,7 @@ class Learner:
             model.gradient_checkpointing_enable()
         self.accumulation = accumulation or learner_cfg.grad_accum_steps
         config = deepspeed_config(learner_cfg, lr=lr, weight_decay=weight_decay, dtype=dtype,
-                                  accumulation=self.accumulation)
+                                  accumulation=self.accumulation, betas=betas)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=config,
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(

@@ -35,7 +35,8 @@ class LearnerWorker:
         if algorithm.kl_coef > 0:
             self.reference = load_planner(reference_dir or model_dir, **load).model.eval().requires_grad_(False)
         self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr, total_steps=algorithm.total_steps,
-                               weight_decay=algorithm.weight_decay, warmup_steps=algorithm.warmup_steps,
+                               weight_decay=algorithm.weight_decay, betas=algorithm.adam_betas,
+                               warmup_steps=algorithm.warmup_steps,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
                                world_size=world_size, master_addr=master_addr, master_port=master_port)
         self.objective = grpo_objective(algorithm, temperature=config.rollout.temperature or 1.0)

@@ -110,7 +110,7 @@ def train_sft(config, run_dir: Path) -> int:
                           trust_remote_code=config.model.trust_remote_code).model
     micro = config.learner.micro_batch_size
     learner = Learner(policy, config.learner, lr=sft.lr, total_steps=sft.steps,
-                      weight_decay=config.algorithm.weight_decay,
+                      weight_decay=config.algorithm.weight_decay, betas=sft.adam_betas,
                       warmup_steps=sft.warmup_steps, lr_schedule="cosine", dtype=config.model.dtype,
                       accumulation=sft.batch_size // micro)
     with MetricsLogger(run_dir, config.logging, config=config, prefix="sft/") as log:
