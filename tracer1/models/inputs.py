@@ -13,6 +13,7 @@ would then compare different sequences).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -148,9 +149,10 @@ def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Te
 TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "completion_mask", "old_logprobs", "ref_logprobs"})
 
 
-def _keeps_logits(model: Any) -> bool:
-    forward = getattr(getattr(model, "module", model), "forward")  # a DeepSpeed engine wraps the model
-    return "logits_to_keep" in inspect.signature(forward).parameters
+@functools.lru_cache(maxsize=None)
+def _keeps_logits(model_type: type) -> bool:
+    """Whether a model class's forward takes `logits_to_keep` (once per class: this runs every micro-batch)."""
+    return "logits_to_keep" in inspect.signature(model_type.forward).parameters
 
 
 def completion_logits(model: Any, batch: dict[str, Any], device: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -161,15 +163,17 @@ def completion_logits(model: Any, batch: dict[str, Any], device: Any = None) -> 
     Why: prompts are ~90% of a planning sequence, and the (B, L, V) logits with their log-sum-exp and backward
     were a sixth of the tiny planner's training step. A model whose forward lacks `logits_to_keep` (remote code)
     gets the whole width."""
+    if device is not None:  # moved once: the model's inputs and the loss's columns are the same tensors
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     mask = batch["completion_mask"]
     columns = mask.any(dim=0).nonzero()
-    start = max(0, int(columns[0]) - 1) if len(columns) and _keeps_logits(model) else 0
-    inputs = model_inputs(batch, device)
+    unwrapped = getattr(model, "module", model)  # a DeepSpeed engine wraps the model
+    start = max(0, int(columns[0]) - 1) if len(columns) and _keeps_logits(type(unwrapped)) else 0
+    inputs = model_inputs(batch)
     if start:
-        inputs["logits_to_keep"] = torch.arange(start, mask.shape[1], device=inputs["input_ids"].device)
+        inputs["logits_to_keep"] = torch.arange(start, mask.shape[1], device=mask.device)
     logits = model(**inputs, use_cache=False).logits
-    window = {k: v[:, start:] if k in TOKEN_KEYS else v for k, v in batch.items()}
-    return logits, {k: v.to(logits.device) if isinstance(v, torch.Tensor) else v for k, v in window.items()}
+    return logits, {k: v[:, start:] if k in TOKEN_KEYS else v for k, v in batch.items()}
 
 
 def token_logprobs(model: Any, batch: dict[str, Any], device: Any = None) -> torch.Tensor:
