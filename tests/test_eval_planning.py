@@ -9,7 +9,7 @@ from tracer1.config import RewardConfig
 from tracer1.data.schema import Sample
 from tracer1.engines.base import Completion, Prompt
 from tracer1.eval import evaluate_planning
-from tracer1.plan import Step, format_plan
+from tracer1.plan import ACTIONS, Step, format_plan
 from tracer1.rewards import GroundingLabel
 
 WIFI = Step("click", target="the Wi-Fi row")
@@ -56,6 +56,10 @@ def test_parse_rate_first_step_and_reward_by_hand():
     assert report.reward == pytest.approx((1.0 - 1.0 + 1.0 + 0.5) / 4)
     assert report.greedy_reward == pytest.approx((1.0 + 0.0) / 2)  # a wrong action scores sim 0
     assert report.examples[0]["greedy_plan"] == perfect0
+    # the two failing sampled plans, by kind of problem (each plan counted once per kind)
+    assert report.problem_kinds == {"no <plan> block; read numbered steps from the text": 1,
+                                    "no step could be read": 1,
+                                    f"unknown action '…'; known: {', '.join(ACTIONS)}": 1}
 
 
 def test_prompts_and_samples_must_pair_up():

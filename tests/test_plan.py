@@ -1,6 +1,8 @@
 """The plan language: the documented examples, what the parser reports on flawed text, and step equality."""
 
-from tracer1.plan import Step, as_step, format_plan, format_step, parse_plan, parse_step, same_step, step_problems
+from tracer1.plan import (
+    Step, as_step, format_plan, format_step, parse_plan, parse_step, problem_kind, same_step, step_problems,
+)
 
 DESIGN_EXAMPLE = """<think> ... </think>
 <plan>
@@ -157,3 +159,17 @@ def test_as_step_reads_a_step_or_says_why_not():
     assert as_step(Step("type", target="box"), problems) is None and problems == ["step: type needs text="]
     assert as_step(42, problems) is None and problems[-1] == "step: a step is a Step or its text, not int"
     assert as_step("open the menu", problems) is None and "not a step" in problems[-1]
+
+
+def test_problem_kinds_drop_the_step_number_quoted_text_and_points():
+    # what an evaluation counts failing plans by (tracer1.eval.planning): one kind, whichever step or text
+    text = ('<plan>\n1. click(target="OK")\n3. click(target="Save", point=(1200, 5))\n'
+            '4. finish(status="done")\n5. wait() now\n</plan>')
+    kinds = [problem_kind(p) for p in parse_plan(text).problems]
+    assert kinds == ["steps should be numbered 1., 2., ... in order",
+                     "point (x, y) is outside 0..1000; clamped",
+                     "steps should be numbered 1., 2., ... in order",
+                     "status '…' is not one of success, infeasible",
+                     "steps should be numbered 1., 2., ... in order",
+                     "text after the step: '…'"]
+    assert problem_kind("<plan> is not closed") == "<plan> is not closed"  # plan-level problems are kept whole

@@ -33,6 +33,7 @@ from tracer1.run import TRAINERS, main as run_main
 
 # The hand-made screen: 200 × 300 px, drawn at 560 / 300 = 1.8667× in the annotated picture, inside a 4 px frame.
 SCALE, FRAME = 560 / 300, 4
+NUMBERING = "steps should be numbered 1., 2., ... in order"
 OK_BOX, CANCEL_BOX = (40, 100, 160, 140), (40, 200, 160, 240)
 
 
@@ -66,8 +67,9 @@ def training_run(run: Path, stage: int = 1) -> Path:
     lines.append({"step": 4, "text": {f"{p}eval/example0": "a plan"}})
     (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     (run / f"stage{stage}_report.json").write_text(json.dumps(
-        {"stage": stage, "steps": 4, "seconds": 12.5, "before": measures(0.25, -0.5, 0.125),
-         "after": measures(0.75, 0.1, 0.375)}))
+        {"stage": stage, "steps": 4, "seconds": 12.5,
+         "before": measures(0.25, -0.5, 0.125) | {"problem_kinds": {"no step could be read": 14, NUMBERING: 10}},
+         "after": measures(0.75, 0.1, 0.375) | {"problem_kinds": {NUMBERING: 6}}}))
     if not (run / "config.yaml").exists():
         (run / "config.yaml").write_text(f"stage: {stage}\n")
     screen_png(run / "screens" / "ep-1" / "00.png")
@@ -103,6 +105,9 @@ def test_training_report_embeds_curves_table_and_annotated_trajectory(tmp_path):
             in page)
     assert "<td>stage-1 reward (sampled)</td><td>-0.500</td><td>+0.100</td>" in page
     assert "<td>first step: grounded</td><td>12.5%</td><td>37.5%</td>" in page
+    # why sampled plans failed, before and after: the kinds most common after training first
+    assert (f"<tr><td>{NUMBERING}</td><td>10</td><td>6</td></tr><tr><td>no step could be read</td><td>14</td>"
+            "<td>0</td></tr>") in page
     # metrics table: the stage prefix is gone, and step 3's second value (0.0, after the resume) wins over 0.9
     assert "<tr><td>reward_mean</td><td>0.25</td><td>-0.5</td><td>0.25</td><td>4</td></tr>" in page
     assert "<tr><td>eval/parse_rate</td><td>0.75</td><td>0.5</td><td>0.75</td><td>2</td></tr>" in page

@@ -72,6 +72,10 @@ def test_sft_run_trains_evaluates_saves_and_reports(tmp_path, capsys):
     assert list((run / "tensorboard").iterdir())
     summary = capsys.readouterr().out
     assert "SFT warm start" in summary and str(run / "checkpoints" / "final") in summary
+    # after 30 steps most sampled plans still fail; the summary names the commonest kind of problem
+    assert after["parse_rate"] < 1.0 and sum(after["problem_kinds"].values()) >= 1
+    kind, plans = next(iter(after["problem_kinds"].items()))
+    assert f"why sampled plans fail (plans of 16):\n  {plans:>6}  {kind}\n" in summary
     # the checkpoint is a HF directory the generic loader opens like any other planner
     bundle = load_planner(run / "checkpoints" / "final")
     assert bundle.is_vision and bundle.processor is not None

@@ -10,7 +10,9 @@ as RL will see them). Reported:
   (`step_similarity` = 1: same action, same target words or a point within the click radius, same value);
 * ``first_step_grounded`` — when a `grounded(step, sample) -> bool` check is given (an executor plus the sample's
   grounding label): greedy first steps whose execution is right, the stage-2 measure;
-* ``reward`` / ``greedy_reward`` — mean stage-1 trajectory reward of the sampled / greedy plans.
+* ``reward`` / ``greedy_reward`` — mean stage-1 trajectory reward of the sampled / greedy plans;
+* ``problem_kinds`` — why sampled plans fail to parse: for each kind of problem (`problem_kind`: the message
+  without its step number and quoted text), how many sampled plans have it, most common first.
 
 The first `keep_examples` samples are kept as ``examples``: what a person needs to see what the planner did
 (`tracer1.report` draws them on their screenshots). Each holds ``sample_id``, ``instruction``, ``greedy_plan``
@@ -23,12 +25,13 @@ concrete step), ``point`` (where it acts, 0..1000 grid), ``grounded`` (whether t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from tracer1.data.schema import Sample
 from tracer1.engines.base import Prompt, RolloutEngine, Sampling
-from tracer1.plan import Step, format_step, parse_plan
+from tracer1.plan import Step, format_step, parse_plan, problem_kind
 from tracer1.rewards import execution_correct, score_plan, step_similarity
 
 
@@ -45,6 +48,7 @@ class PlanningReport:
     greedy_reward: float
     mean_completion_tokens: float
     examples: list[dict] = field(default_factory=list)
+    problem_kinds: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,12 +127,13 @@ def evaluate_planning(engine: RolloutEngine, prompts: Sequence[Prompt], samples:
         greedy += [c[0] for c in engine.generate(chunk, greedy_cfg)]
         sampled += engine.generate(chunk, sampled_cfg)
 
-    parse_ok, rewards, tokens = [], [], []
+    parse_ok, rewards, tokens, kinds = [], [], [], Counter()
     g_parse, g_rewards, action_ok, exact_ok, grounded_ok, examples = [], [], [], [], [], []
     for sample, g, group in zip(samples, greedy, sampled):
         for completion in group:
             plan = parse_plan(completion.text)
             parse_ok.append(float(bool(plan.steps) and not plan.problems))
+            kinds.update({problem_kind(p) for p in plan.problems})  # a plan counts once per kind
             rewards.append(score_plan(plan, sample.future, reward_cfg, horizon).reward)
             tokens.append(len(completion.token_ids))
         plan = parse_plan(g.text)
@@ -148,4 +153,5 @@ def evaluate_planning(engine: RolloutEngine, prompts: Sequence[Prompt], samples:
         samples=len(samples), plans=len(parse_ok), parse_rate=_mean(parse_ok), greedy_parse_rate=_mean(g_parse),
         first_step_action=_mean(action_ok), first_step_exact=_mean(exact_ok),
         first_step_grounded=_mean(grounded_ok) if grounded is not None else None, reward=_mean(rewards),
-        greedy_reward=_mean(g_rewards), mean_completion_tokens=_mean(tokens), examples=examples)
+        greedy_reward=_mean(g_rewards), mean_completion_tokens=_mean(tokens), examples=examples,
+        problem_kinds=dict(kinds.most_common()))

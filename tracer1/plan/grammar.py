@@ -305,3 +305,14 @@ def parse_plan(text) -> ParsedPlan:
     if not steps:
         problems.append("no step could be read")
     return ParsedPlan(steps=tuple(steps), problems=problems, think=think)
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_PAIR = re.compile(r"\(-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\)")
+
+
+def problem_kind(problem: str) -> str:
+    """A parse problem without its particulars (the step number, quoted text, a point), so problems can be
+    counted by kind: "step 7: expected ',' or ')' at 'Save\")'" → "expected ',' or ')' at '…'"."""
+    kind = re.sub(r"^step \d+: ", "", problem)
+    return _PAIR.sub("(x, y)", _QUOTED.sub("'…'", kind))

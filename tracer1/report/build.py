@@ -86,7 +86,18 @@ def before_after(report: dict) -> str:
                                                                        "eval_samples", "final_loss") if k in report]
     held = after.get("samples") or before.get("samples")
     note = f'<p class="note">{held} held-out samples; {" · ".join(facts)}</p>' if held else ""
-    return h.table(["held-out measure", "before", "after", ""], rows, raw=True) + note
+    return h.table(["held-out measure", "before", "after", ""], rows, raw=True) + note + failing_plans(before, after)
+
+
+def failing_plans(before: dict, after: dict, limit: int = 8) -> str:
+    """Why sampled plans failed to parse, before and after: sampled plans with each kind of problem."""
+    old, new = before.get("problem_kinds") or {}, after.get("problem_kinds") or {}
+    kinds = sorted(old.keys() | new.keys(), key=lambda k: (-new.get(k, 0), -old.get(k, 0), k))[:limit]
+    if not kinds:
+        return ""
+    rows = [[kind, str(old.get(kind, 0)), str(new.get(kind, 0))] for kind in kinds]
+    return ('<p class="note">why sampled plans fail to parse: plans with each kind of problem</p>'
+            + h.table(["problem", "before", "after"], rows))
 
 
 def metrics_table(metrics: Metrics) -> str:

@@ -27,5 +27,8 @@ def summary_table(title: str, before, after, paths: dict[str, Path], seconds: fl
         mark = "  ↑" if new > old + 1e-9 else ("  ↓" if new < old - 1e-9 else "")
         lines.append(f"  {label:<30}{fmt.format(old):>10}{fmt.format(new):>10}{mark}")
     lines.append(f"  ({after.samples} held-out samples, {after.plans // max(after.samples, 1)} sampled plans each)")
+    if after.problem_kinds:  # the commonest reasons sampled plans failed to parse, after
+        lines.append(f"  why sampled plans fail (plans of {after.plans}):")
+        lines += [f"  {n:>6}  {kind}" for kind, n in list(after.problem_kinds.items())[:3]]
     lines += [f"  {name + ':':<13}{path}" for name, path in paths.items()]
     return "\n".join(lines)
