@@ -307,6 +307,7 @@ def parse_plan(text) -> ParsedPlan:
     return ParsedPlan(steps=tuple(steps), problems=problems, think=think)
 
 
+_STEP_PREFIX = re.compile(r"^step \d+: ")  # parse_plan's `where` prefix
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _PAIR = re.compile(r"\(-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\)")
 
@@ -314,5 +315,4 @@ _PAIR = re.compile(r"\(-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\)")
 def problem_kind(problem: str) -> str:
     """A parse problem without its particulars (the step number, quoted text, a point), so problems can be
     counted by kind: "step 7: expected ',' or ')' at 'Save\")'" → "expected ',' or ')' at '…'"."""
-    kind = re.sub(r"^step \d+: ", "", problem)
-    return _PAIR.sub("(x, y)", _QUOTED.sub("'…'", kind))
+    return _PAIR.sub("(x, y)", _QUOTED.sub("'…'", _STEP_PREFIX.sub("", problem)))
