@@ -58,7 +58,7 @@ def test_data_paths_need_the_builtin_world_to_generate():
 @pytest.mark.slow
 def test_sft_run_trains_evaluates_saves_and_reports(tmp_path, capsys):
     out = tmp_path / "runs"
-    assert main(["stage=sft", f"logging.out_dir={out}", "run_name=warm", *SMALL]) == 0
+    assert main(["stage=sft", f"logging.out_dir={out}", "run_name=warm", "sft.eval_every=20", *SMALL]) == 0
     run = out / "warm"
     report = json.loads((run / "sft_report.json").read_text())
     before, after = report["before"], report["after"]
@@ -69,6 +69,9 @@ def test_sft_run_trains_evaluates_saves_and_reports(tmp_path, capsys):
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [m["sft/loss"] for m in metrics if "sft/loss" in m]
     assert len(losses) == 30 and losses[-1] < 0.5 * losses[0]
+    # sft.eval_every=20: the held-out evaluation also ran at step 20, for the parse-rate curve
+    parse = {m["step"]: m["sft/eval/greedy_parse_rate"] for m in metrics if "sft/eval/greedy_parse_rate" in m}
+    assert sorted(parse) == [20, 30] and parse[30] == after["greedy_parse_rate"]
     assert list((run / "tensorboard").iterdir())
     summary = capsys.readouterr().out
     assert "SFT warm start" in summary and str(run / "checkpoints" / "final") in summary

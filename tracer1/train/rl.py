@@ -61,6 +61,8 @@ def start_planner(config) -> Path:
     warm = config.model_copy(update={"stage": "sft"}, deep=True)
     # Keyed by what shapes the warm start's weights only, so RL settings can change without retraining it.
     shaping = config.model_dump(mode="json", include={"seed", "horizon", "model", "data", "env", "sft", "learner"})
+    for evaluation in ("eval_samples", "eval_plans", "eval_every"):  # measure the weights, do not shape them
+        del shaping["sft"][evaluation]
     shaping["history_len"] = config.rollout.history_len
     key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 

@@ -128,6 +128,11 @@ def train_sft(config, run_dir: Path) -> int:
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['token_accuracy']:.2f}", refresh=False)
             if step % config.logging.log_every == 0 or step == sft.steps:
                 log.log(metrics, step)
+            if sft.eval_every and step % sft.eval_every == 0 and step < sft.steps:
+                engine.update_weights(learner.state_dict())
+                during = evaluate(engine, eval_prompts, evals, config)
+                log.log({f"eval/{k}": v for k, v in during.to_dict().items()}, step)
+                bar.write(f"  step {step}: {during.headline()}")
 
         engine.update_weights(learner.state_dict())
         after = evaluate(engine, eval_prompts, evals, config)
