@@ -11,7 +11,8 @@ from PIL import Image
 
 from tracer1.models.inputs import encode_prompt
 from tracer1.models.prompt import (
-    CUT_MARK, build_prompt, plan_target, prompt_from_sample, system_prompt, tokenize_target, user_text,
+    CUT_MARK, build_prompt, plan_target, prompt_from_sample, system_prompt, task_only_prompt, tokenize_target,
+    user_text,
 )
 from tracer1.plan import ACTIONS, Step, parse_plan
 
@@ -71,6 +72,21 @@ def test_history_shows_the_last_k_steps_numbered_as_executed(text_bundle):
     assert "Steps taken: none yet." in build_prompt(text_bundle, instruction="x", horizon=2).text
     assert "Steps taken: 5 (not shown)." in user_text("x", history=HISTORY, horizon=2, history_len=0)
     assert "Steps taken:\n1. open_app(" in user_text("x", history=HISTORY[:2], horizon=2, history_len=4)
+
+
+def test_a_task_only_prompt_keeps_the_task_and_history_and_drops_the_screen_and_system_message(vl_bundle, samples):
+    s = samples[0]
+    prompt = task_only_prompt(vl_bundle, instruction=s.instruction, history=HISTORY, horizon=10, history_len=2)
+    assert prompt.images == () and "<|vision_start|>" not in prompt.text
+    assert system_prompt(10) not in prompt.text and "Screen elements" not in prompt.text
+    assert f"Task: {s.instruction}" in prompt.text and "Plan the next 10 steps." in prompt.text
+    assert "Steps taken (the last 2 of 5):\n4. click(target=\"Font size\")" in prompt.text
+    assert prompt.text.endswith("<|im_start|>assistant\n")
+    # What makes it worth training on: a fraction of the full prompt's tokens (the SFT pairs both with one plan).
+    full = prompt_from_sample(vl_bundle, s, horizon=10)
+    assert token_count(vl_bundle, prompt) * 4 < token_count(vl_bundle, full)
+    with pytest.raises(ValueError, match="instruction is empty"):
+        task_only_prompt(vl_bundle, instruction=" ", horizon=10)
 
 
 def test_over_budget_the_a11y_text_is_cut_by_lines_and_the_instruction_kept(text_bundle, vl_bundle, samples):

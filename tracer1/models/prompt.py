@@ -9,7 +9,8 @@ A prompt is the chat-template rendering of a system message (the plan language i
 (the screenshot for vision models, the task, the last K executed steps, the accessibility text), ending with the
 generation prompt. Engines consume it as is; `tracer1.models.inputs` turns prompts (plus completion ids) into
 the tensors both the engines and the learner use, so the prompt a model is trained on is byte for byte the one it
-samples from.
+samples from. (`task_only_prompt`, the task and steps taken alone, is a training exercise of the SFT warm start,
+never a prompt to sample from.)
 
 Budget: `max_prompt_tokens` counts text tokens and image tokens. Over budget, the accessibility text is cut
 (whole lines, from the end) and marked; the instruction, the screenshot and the system message never are.
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from tracer1.models.loading import PlannerBundle
 
 __all__ = ["build_prompt", "encode_for_training", "plan_target", "prompt_from_sample", "system_prompt",
-           "tokenize_target", "user_text"]
+           "task_only_prompt", "tokenize_target", "user_text"]
 
 CUT_MARK = "[... {n} more lines cut]"
 
@@ -126,12 +127,13 @@ def image_tokens(bundle: PlannerBundle, image: Any) -> int:
 
 # --- prompts --------------------------------------------------------------------------------------------------
 
-def _render(bundle: PlannerBundle, system: str, user: str, with_image: bool) -> str:
+def _render(bundle: PlannerBundle, system: str | None, user: str, with_image: bool) -> str:
     if with_image:
         content: Any = [{"type": "image"}, {"type": "text", "text": user}]
     else:
         content = user
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": content})
     owner = bundle.processor if bundle.processor is not None else bundle.tokenizer
     return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -178,6 +180,20 @@ def _fit_a11y(bundle: PlannerBundle, a11y: str, render, budget: int, extra: int)
         else:
             hi = mid - 1
     return render("\n".join(lines[:lo]), len(lines) - lo)
+
+
+def task_only_prompt(bundle: PlannerBundle, *, instruction: str, history: Sequence[Step] = (), horizon: int,
+                     history_len: int = 4) -> Prompt:
+    """A training-only prompt: the task and the steps taken, without the screen and without the system message
+    (the chat template's default system message, if it has one, stands in). The SFT warm start pairs it with the
+    same oracle plan as the full prompt (`sft.task_only_sequences`): practice in writing plans at a small part of
+    a full prompt's compute. Engines never sample from it; `build_prompt` is the planner's prompt."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {horizon}")
+    if not instruction or not instruction.strip():
+        raise ValueError("instruction is empty")
+    user = user_text(instruction, history=history, horizon=horizon, history_len=history_len)
+    return Prompt(text=_render(bundle, None, user, with_image=False))
 
 
 def prompt_from_sample(bundle: PlannerBundle, sample: Sample, *, horizon: int, history_len: int = 4,

@@ -4,6 +4,10 @@ language before RL can reward anything; this teaches it from the built-in world'
     planner + samples → held-out evaluation (before) → DeepSpeed steps on (prompt, oracle plan) pairs
     → held-out evaluation (after) → checkpoint (HF directory) + report (sft_report.json) + summary
 
+Each step also trains on `sft.task_only_sequences` pairs whose prompt is the task and the steps taken alone
+(`task_only_prompt`): ~70 prompt tokens instead of ~500, so the planner practises the plan language (numbering
+its steps up to 10 above all) at a small part of the cost of full prompts.
+
 The learner is the same `Learner` the RL stages use, with `sft_loss` as its objective; prompts come from
 `tracer1.models.prompt`, the one place prompts are built.
 """
@@ -26,7 +30,7 @@ from tracer1.learner import Learner, sft_loss
 from tracer1.metrics import MetricsLogger
 from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_target
 from tracer1.models.loading import load_planner
-from tracer1.models.prompt import plan_target, prompt_from_sample
+from tracer1.models.prompt import plan_target, prompt_from_sample, task_only_prompt
 from tracer1.seeding import seed_everything
 from tracer1.train.assets import load_split, planner_path
 from tracer1.train.report import summary_table
@@ -37,6 +41,15 @@ def build_prompts(bundle, samples, config, desc: str, progress: bool = True) -> 
                                max_prompt_tokens=config.model.max_prompt_tokens,
                                max_image_pixels=config.model.max_image_pixels)
             for s in tqdm(samples, desc=desc, unit="prompt", leave=False, disable=not progress)]
+
+
+def task_only_prompts(bundle, samples, config) -> list:
+    return [task_only_prompt(bundle, instruction=s.instruction, history=s.history, horizon=config.horizon,
+                             history_len=config.rollout.history_len) for s in samples]
+
+
+def oracle_targets(bundle, samples, config) -> list[list[int]]:
+    return [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in samples]
 
 
 def held_out(samples: list, count: int, seed: int) -> list:
@@ -112,18 +125,23 @@ def train_sft(config, run_dir: Path) -> int:
     learner = Learner(policy, config.learner, lr=sft.lr, total_steps=sft.steps,
                       weight_decay=config.algorithm.weight_decay, betas=sft.adam_betas,
                       warmup_steps=sft.warmup_steps, lr_schedule="cosine", dtype=config.model.dtype,
-                      accumulation=sft.batch_size // micro)
+                      accumulation=sft.batch_size // micro + (1 if sft.task_only_sequences else 0))
     with MetricsLogger(run_dir, config.logging, config=config, prefix="sft/") as log:
         for warning in log.warnings:
             print(f"  {warning}")
         draw = batches(sft.batch_size, len(train), config.seed)
+        draw_task_only = batches(sft.task_only_sequences, len(train), config.seed + 1)
         bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
         for step in bar:
             chosen = [train[i] for i in next(draw)]  # encoded per step: screenshots of every sample would not fit
             prompts = encode_prompts(bundle, build_prompts(bundle, chosen, config, "", progress=False))
-            targets = [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in chosen]
+            targets = oracle_targets(bundle, chosen, config)
             micro_batches = [encode_for_training(bundle, prompts[j:j + micro], targets[j:j + micro])
                              for j in range(0, len(chosen), micro)]
+            if sft.task_only_sequences:  # one micro-batch of short sequences: plan-language practice
+                extra = [train[i] for i in next(draw_task_only)]
+                micro_batches.append(encode_for_training(bundle, task_only_prompts(bundle, extra, config),
+                                                         oracle_targets(bundle, extra, config)))
             metrics = learner.step(micro_batches, sft_loss)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['token_accuracy']:.2f}", refresh=False)
             if step % config.logging.log_every == 0 or step == sft.steps:
@@ -144,6 +162,7 @@ def train_sft(config, run_dir: Path) -> int:
     keep_evaluation(config, checkpoint, after)
     report = {"stage": "sft", "planner": str(path), "checkpoint": str(checkpoint), "train_samples": len(train),
               "eval_samples": len(evals), "steps": sft.steps, "batch_size": sft.batch_size,
+              "task_only_sequences": sft.task_only_sequences,
               "seconds": round(time.time() - started, 1), "final_loss": metrics["loss"],
               "before": before.to_dict(), "after": after.to_dict()}
     report_path = save_json_atomic(run_dir / "sft_report.json", report)
