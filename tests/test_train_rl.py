@@ -52,7 +52,9 @@ def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
         assert any("stage1/grad_norm" in m for m in steps)  # at least one group had a reward spread
         warm = [p for p in cache_dir_of(out).iterdir() if p.name.startswith("sft-")]  # warm start cached, with
         assert len(warm) == 1 and (warm[0] / "run" / "sft_report.json").is_file()  # its SFT report kept
-        assert "stage 1 (trajectory alignment)" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert "stage 1 (trajectory alignment)" in printed
+        assert f"the SFT warm start is kept as {warm[0]}" in printed  # not only the directory it was built in
 
         assert main(["stage=2", f"logging.out_dir={out}", "run_name=s2", "algorithm.total_steps=2",
                      "env.grounding=online", f"checkpoint.init_from={s1 / 'checkpoints' / 'final'}", *SMALL]) == 0

@@ -253,7 +253,7 @@ class SFTConfig(Section):
         4, ge=1, description="plans sampled per held-out sample (at rollout.temperature) for the parse rate")
     eval_every: int = Field(
         0, ge=0, description="also evaluate every this many steps, for the parse-rate curve (0 = before and after "
-                             "only; each evaluation takes about as long as ~60 default steps)")
+                             "only; an evaluation takes about as long as 20 default steps)")
 
     @model_validator(mode="after")
     def _enough_warmup_room(self) -> SFTConfig:

@@ -66,13 +66,19 @@ def start_planner(config) -> Path:
     shaping["history_len"] = config.rollout.history_len
     key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
+    built = []
+
     def build(tmp: Path) -> None:  # the HF directory itself, with the SFT run (report, metrics) kept in run/
         train_sft(warm, tmp / "run")
         for item in (tmp / "run" / "checkpoints" / "final").iterdir():
             shutil.move(str(item), tmp / item.name)
         shutil.rmtree(tmp / "run" / "checkpoints")
+        built.append(tmp)
 
-    return cached(cache_dir(config) / f"sft-{key[:12]}", build)
+    path = cached(cache_dir(config) / f"sft-{key[:12]}", build)
+    if built:  # the SFT summary named the directory it was built in, which has just been renamed
+        print(f"  the SFT warm start is kept as {path} (its report and logs in {path / 'run'})")
+    return path
 
 
 def train_rl(config, run_dir: Path) -> int:

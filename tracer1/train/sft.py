@@ -151,6 +151,7 @@ def train_sft(config, run_dir: Path) -> int:
                 during = evaluate(engine, eval_prompts, evals, config)
                 log.log({f"eval/{k}": v for k, v in during.to_dict().items()}, step)
                 bar.write(f"  step {step}: {during.headline()}")
+                bar.unpause()  # the bar's rate and time left are the training steps', not the evaluation's
 
         engine.update_weights(learner.state_dict())
         after = evaluate(engine, eval_prompts, evals, config)
