@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -231,6 +231,9 @@ class AlgorithmConfig(Section):
 
 
 class SFTConfig(Section):
+    # The fields that measure the warm start's weights without shaping them (left out of its cache key).
+    EVALUATION_FIELDS: ClassVar[tuple[str, ...]] = ("eval_samples", "eval_plans", "eval_every")
+
     steps: int = Field(
         800, ge=1, description="optimizer steps of the SFT warm start (the tiny planner starts copying targets from "
                                "the screen after ~150 steps of 8)")

@@ -142,15 +142,19 @@ def _count(bundle: PlannerBundle, text: str, extra: int) -> int:
     return len(bundle.tokenizer(text, add_special_tokens=False)["input_ids"]) + extra
 
 
+def _check_task(instruction: str, horizon: int) -> None:
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {horizon}")
+    if not instruction or not instruction.strip():
+        raise ValueError("instruction is empty")
+
+
 def build_prompt(bundle: PlannerBundle, *, instruction: str, screenshot: Any = None, a11y: str | None = None,
                  history: Sequence[Step] = (), horizon: int, history_len: int = 4, max_prompt_tokens: int = 2048,
                  max_image_pixels: int = 200704) -> Prompt:
     """The planner prompt for one decision point (see the module docstring). Text-only models get the
     accessibility text and no image; vision models get the screenshot (smart-resized) and the text when given."""
-    if horizon < 1:
-        raise ValueError(f"horizon must be at least 1, got {horizon}")
-    if not instruction or not instruction.strip():
-        raise ValueError("instruction is empty")
+    _check_task(instruction, horizon)
     images = ()
     if screenshot is not None and bundle.is_vision:
         images = (resize_for_model(bundle, screenshot, max_image_pixels),)
@@ -188,10 +192,7 @@ def task_only_prompt(bundle: PlannerBundle, *, instruction: str, history: Sequen
     (the chat template's default system message, if it has one, stands in). The SFT warm start pairs it with the
     same oracle plan as the full prompt (`sft.task_only_sequences`): practice in writing plans at a small part of
     a full prompt's compute. Engines never sample from it; `build_prompt` is the planner's prompt."""
-    if horizon < 1:
-        raise ValueError(f"horizon must be at least 1, got {horizon}")
-    if not instruction or not instruction.strip():
-        raise ValueError("instruction is empty")
+    _check_task(instruction, horizon)
     user = user_text(instruction, history=history, horizon=horizon, history_len=history_len)
     return Prompt(text=_render(bundle, None, user, with_image=False))
 

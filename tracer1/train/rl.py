@@ -61,22 +61,21 @@ def start_planner(config) -> Path:
     warm = config.model_copy(update={"stage": "sft"}, deep=True)
     # Keyed by what shapes the warm start's weights only, so RL settings can change without retraining it.
     shaping = config.model_dump(mode="json", include={"seed", "horizon", "model", "data", "env", "sft", "learner"})
-    for evaluation in ("eval_samples", "eval_plans", "eval_every"):  # measure the weights, do not shape them
+    for evaluation in config.sft.EVALUATION_FIELDS:
         del shaping["sft"][evaluation]
     shaping["history_len"] = config.rollout.history_len
     key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
-
-    built = []
 
     def build(tmp: Path) -> None:  # the HF directory itself, with the SFT run (report, metrics) kept in run/
         train_sft(warm, tmp / "run")
         for item in (tmp / "run" / "checkpoints" / "final").iterdir():
             shutil.move(str(item), tmp / item.name)
         shutil.rmtree(tmp / "run" / "checkpoints")
-        built.append(tmp)
 
-    path = cached(cache_dir(config) / f"sft-{key[:12]}", build)
-    if built:  # the SFT summary named the directory it was built in, which has just been renamed
+    path = cache_dir(config) / f"sft-{key[:12]}"
+    fresh = not path.exists()
+    cached(path, build)
+    if fresh:  # the SFT summary named the directory it was built in, which has just been renamed
         print(f"  the SFT warm start is kept as {path} (its report and logs in {path / 'run'})")
     return path
 

@@ -129,6 +129,13 @@ def train_sft(config, run_dir: Path) -> int:
     with MetricsLogger(run_dir, config.logging, config=config, prefix="sft/") as log:
         for warning in log.warnings:
             print(f"  {warning}")
+
+        def evaluate_now(step: int) -> PlanningReport:  # the learner's current weights, logged at `step`
+            engine.update_weights(learner.state_dict())
+            report = evaluate(engine, eval_prompts, evals, config)
+            log.log({f"eval/{k}": v for k, v in report.to_dict().items()}, step)
+            return report
+
         draw = batches(sft.batch_size, len(train), config.seed)
         draw_task_only = batches(sft.task_only_sequences, len(train), config.seed + 1)
         bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
@@ -147,15 +154,10 @@ def train_sft(config, run_dir: Path) -> int:
             if step % config.logging.log_every == 0 or step == sft.steps:
                 log.log(metrics, step)
             if sft.eval_every and step % sft.eval_every == 0 and step < sft.steps:
-                engine.update_weights(learner.state_dict())
-                during = evaluate(engine, eval_prompts, evals, config)
-                log.log({f"eval/{k}": v for k, v in during.to_dict().items()}, step)
-                bar.write(f"  step {step}: {during.headline()}")
+                bar.write(f"  step {step}: {evaluate_now(step).headline()}")
                 bar.unpause()  # the bar's rate and time left are the training steps', not the evaluation's
 
-        engine.update_weights(learner.state_dict())
-        after = evaluate(engine, eval_prompts, evals, config)
-        log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, sft.steps)
+        after = evaluate_now(sft.steps)
         for i, example in enumerate(after.examples[:config.logging.log_samples]):
             log.log_text(f"eval/example{i}", f"{example['instruction']}\n\n{example['greedy_plan']}", sft.steps)
 
