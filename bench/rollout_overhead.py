@@ -71,12 +71,13 @@ def measure(planner: Path, config, samples, worker_counts: list[int], repeats: i
     machine whose load drifts slows all of them alike."""
     import ray
 
+    from tracer1.models.prompt import prompts_for_run
     from tracer1.rollout import RolloutWorker
     from tracer1.train.actors import call_pool, make_actor, wait_until_placed
 
     local = RolloutWorker(planner, config)
     started = time.perf_counter()
-    prompts = local.prompts(samples)
+    prompts = prompts_for_run(local.bundle, samples, config)
     prompt_s = time.perf_counter() - started
     local.engine.generate(prompts[:2], local.sampling(group_size=2, seed=0))  # first-call work
     pools = []

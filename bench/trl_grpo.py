@@ -1,7 +1,7 @@
 """GRPO step time of tracer1 against TRL's `GRPOTrainer`, side by side on the same work.
 
 Both sides train the same tiny text planner (`tracer1.models.tiny --text`, random init, float32) from the same
-directory, on the same N prompts built by tracer1's prompt builder (`build_prompts`: chat-template-rendered text,
+directory, on the same N prompts built by tracer1's prompt builder (`prompts_for_run`: chat-template-rendered text,
 which TRL takes as plain-text prompts), with G samples per prompt, the same generation budget, temperature 1 and
 top-p 1, the same stage-1 reward (`trajectory_reward` against each sample's reference future, wrapped as a TRL
 reward function), the same learning rate (constant, no warm-up), KL coefficient (k3 estimator against a frozen
@@ -74,13 +74,13 @@ def prepare(settings: list[str]) -> dict:
     from tracer1.models.loading import load_planner
     from tracer1.plan import format_step, parse_step
     from tracer1.train.assets import load_split, planner_path
-    from tracer1.train.sft import build_prompts
+    from tracer1.models.prompt import prompts_for_run
 
     config = load_config(settings)
     planner = planner_path(config)
     samples = load_split(config, "train", config.data.max_samples)
     bundle = load_planner(planner, load_model=False)
-    built = build_prompts(bundle, samples, config, "", progress=False)
+    built = prompts_for_run(bundle, samples, config)
     prompt_tokens = [len(e.input_ids) for e in encode_prompts(bundle, built)]
     references = [[format_step(s) for s in sample.future] for sample in samples]
     assert all([parse_step(t)[0] for t in ref] == list(s.future) for ref, s in zip(references, samples))

@@ -13,7 +13,7 @@ from tracer1.config import LearnerConfig, RunConfig
 from tracer1.engines.hf import HFEngine
 from tracer1.engines.weight_sync import (
     SUPPORTED_VLLM, check_vllm_version, choose_sync, engine_ranks, gathered_buckets, hf_name, pack_bucket,
-    plan_buckets, sync_by_file, unpack_bucket, weight_buckets,
+    plan_buckets, unpack_bucket, weight_buckets,
 )
 from tracer1.learner import Learner
 from tracer1.models.loading import PlannerBundle
@@ -94,18 +94,6 @@ def test_zero3_shards_are_gathered_one_bucket_at_a_time(zero3_learner):
         seen.update({n: t.clone() for n, t in tensors.items()})
     assert list(seen) == list(full)
     assert all(torch.equal(seen[n], full[n]) for n in full)
-
-
-def test_the_file_fallback_loads_the_gathered_buckets_into_a_transformers_engine(zero3_learner):
-    other = tiny_qwen2(seed=1)
-    bundle = PlannerBundle(model=other, tokenizer=None, processor=None, is_vision=False, path="(in memory)",
-                           eos_token_ids=(0,), banned_token_ids=(), pad_token_id=0)
-    engine = HFEngine(bundle)
-    full = zero3_learner.state_dict()
-    assert not torch.equal(engine.model.state_dict()["lm_head.weight"], full["lm_head.weight"])
-    count = sync_by_file(engine, gathered_buckets(zero3_learner.model, 8 * 1024, zero3=True))
-    assert count == len(full)
-    assert all(torch.equal(engine.model.state_dict()[n], full[n]) for n in full)
 
 
 def config(**rollout) -> RunConfig:

@@ -23,7 +23,7 @@ from tracer1.eval.plan_act import (
     Decision, ModelPlanner, OraclePlanner, PlanActLoop, rates, summarize, wilson_interval,
 )
 from tracer1.models.tiny import build_tiny_planner
-from tracer1.train.sft import build_prompts
+from tracer1.models.prompt import prompts_for_run
 
 # --- statistics -------------------------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def test_model_prompts_are_the_training_prompts(tiny_vl):
 
     decision = Decision("e", "builtin", sample.instruction, png(shot), shot.shape[1], shot.shape[0],
                         sample.a11y, env.history, env)
-    live, trained = planner.prompts([decision], 5)[0], build_prompts(planner.bundle, [sample], config, "")[0]
+    live, trained = planner.prompts([decision], 5)[0], prompts_for_run(planner.bundle, [sample], config, horizon=5)[0]
     assert live.text == trained.text and "Steps taken (the last 2 of 3)" in live.text
     assert [im.tobytes() for im in live.images] == [im.tobytes() for im in trained.images]
     plans = planner.plan([decision, decision], horizon=5)

@@ -10,7 +10,8 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from tracer1.config import LearnerConfig
-from tracer1.learner import Learner, deepspeed_config, grpo_loss, lr_lambda, masked_mean, sft_loss
+from tracer1.learner import Learner, deepspeed_config, grpo_loss, lr_lambda, sft_loss
+from tracer1.learner.grpo import aggregate
 from tracer1.models.inputs import sequence_logprobs
 
 VOCAB = 97
@@ -44,11 +45,11 @@ def test_sequence_logprobs_is_log_softmax_gathered_and_aligned_with_the_ids():
     torch.testing.assert_close(got[:, 1:], expected)
 
 
-def test_masked_mean_counts_only_masked_tokens():
+def test_token_mean_counts_only_masked_tokens():
     values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     mask = torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
-    assert masked_mean(values, mask).item() == pytest.approx((2 + 3 + 6) / 3)
-    assert masked_mean(values, torch.zeros_like(mask)).item() == 0.0
+    assert aggregate(values, mask, "token-mean").item() == pytest.approx((2 + 3 + 6) / 3)
+    assert aggregate(values, torch.zeros_like(mask), "token-mean").item() == 0.0
 
 
 def test_sft_loss_ignores_prompt_tokens():

@@ -5,12 +5,14 @@ the position the loop names (`data.train_shards`)."""
 
 from __future__ import annotations
 
+import pytest
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
 from tracer1.config import RunConfig
 from tracer1.data.shards import list_shards, write_shards
 from tracer1.engines import HFEngine
 from tracer1.models.inputs import encode_prompt
+from tracer1.models.prompt import prompts_for_run
 from tracer1.rollout import RolloutWorker, WorkerShard
 
 CONFIG = RunConfig.model_validate({"rollout": {"group_size": 3, "max_new_tokens": 12}, "horizon": 5})
@@ -32,13 +34,32 @@ def test_groups_hold_g_plans_per_sample_with_the_learners_prompt_ids(tiny_dirs, 
     groups = worker.rollout(batch, seed=7)
     assert [g.sample_id for g in groups] == [s.sample_id for s in batch]
     assert all(len(g.completions) == 3 and len(g.texts) == 3 for g in groups)
-    for group, prompt in zip(groups, worker.prompts(batch)):
-        assert group.prompt_token_ids == list(encode_prompt(worker.bundle, prompt).input_ids)
+    for group, prompt in zip(groups, prompts_for_run(worker.bundle, batch, CONFIG)):
+        expected = encode_prompt(worker.bundle, prompt)
+        assert group.prompt_token_ids == list(expected.input_ids)
+        assert group.prompt.pixel_values.equal(expected.pixel_values)  # the patches the learner trains on
         assert all(1 <= len(c.token_ids) <= 12 and len(c.logprobs) == len(c.token_ids) for c in group.completions)
     again = worker.rollout(batch, seed=7)
     assert [g.texts for g in again] == [g.texts for g in groups]  # the step's seed fixes the plans
     assert [len(g.completions) for g in worker.rollout(batch, greedy=True)] == [1, 1, 1]
     assert worker.rollout([]) == []
+
+
+class DriftingEngine(EngineWithoutPlanner):
+    """An engine that tokenises prompts itself, and differently (one id dropped)."""
+
+    def generate(self, prompts, sampling):
+        groups = self.inner.generate(prompts, sampling)
+        for group in groups:
+            for c in group:
+                c.prompt_token_ids = c.prompt_token_ids[1:]
+        return groups
+
+
+def test_an_engine_whose_prompt_ids_drift_from_the_learners_is_refused_by_sample(tiny_dirs, samples):
+    worker = RolloutWorker(tiny_dirs["text"], CONFIG, engine=DriftingEngine(HFEngine(tiny_dirs["text"])))
+    with pytest.raises(ValueError, match=f"sample {samples[0].sample_id}: the engine's prompt ids differ"):
+        worker.rollout(samples[:2], seed=1)
 
 
 def test_update_weights_changes_the_plans_and_counts_versions(tiny_dirs, samples):
@@ -56,8 +77,8 @@ def test_without_a_planner_in_the_engine_the_prompt_side_loads_without_weights(t
     assert worker.bundle.model is None and worker.bundle.is_vision
     assert worker.bundle.banned_token_ids == hf.bundle.banned_token_ids
     assert worker.bundle.eos_token_ids == hf.bundle.eos_token_ids
-    ours = worker.prompts(samples[:2])
-    theirs = RolloutWorker(tiny_dirs["vl"], CONFIG, engine=hf).prompts(samples[:2])
+    ours = prompts_for_run(worker.bundle, samples[:2], CONFIG)
+    theirs = prompts_for_run(RolloutWorker(tiny_dirs["vl"], CONFIG, engine=hf).bundle, samples[:2], CONFIG)
     assert [p.text for p in ours] == [p.text for p in theirs]
     assert [[im.tobytes() for im in p.images] for p in ours] == [[im.tobytes() for im in p.images] for p in theirs]
     assert all(p.images for p in ours)

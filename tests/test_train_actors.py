@@ -154,7 +154,7 @@ def test_two_learner_ranks_take_the_same_step_as_one_rank_with_the_whole_batch(l
     worker = RolloutWorker(tiny_dirs["text"], config)
     groups = worker.rollout(samples[:2], seed=3)
     rewards = [[1.0, 0.0, 0.5], [0.0, 2.0, 1.0]]
-    micro, _ = training_batches(worker.bundle, worker.prompts(samples[:2]), groups, rewards, config.algorithm,
+    micro, _ = training_batches(worker.bundle, groups, rewards, config.algorithm,
                                 accumulation=2)
 
     def trained(ranks: int, accumulation: int) -> dict:

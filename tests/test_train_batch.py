@@ -1,9 +1,7 @@
 """From groups of sampled plans and their rewards to learner micro-batches: advantages per group, flat groups
-dropped, sampled ids kept exactly, one loss denominator per step, and prompt drift refused by name."""
+dropped, sampled ids and the rollout's encoded prompts kept exactly, one loss denominator per step."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 import torch
@@ -27,7 +25,7 @@ def test_split_evenly():
 def rollout(tiny_dirs, samples):
     worker = RolloutWorker(tiny_dirs["text"], CONFIG)
     batch = samples[:2]
-    return worker, worker.prompts(batch), worker.rollout(batch, seed=1)
+    return worker, worker.rollout(batch, seed=1)
 
 
 def completion_ids(batch, row):
@@ -35,9 +33,9 @@ def completion_ids(batch, row):
 
 
 def test_flat_groups_are_dropped_and_the_rest_split_into_micro_batches(rollout):
-    worker, prompts, groups = rollout
+    worker, groups = rollout
     rewards = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]]
-    micro, stats = training_batches(worker.bundle, prompts, groups, rewards, AlgorithmConfig(), accumulation=2)
+    micro, stats = training_batches(worker.bundle, groups, rewards, AlgorithmConfig(), accumulation=2)
     assert (stats.groups, stats.kept_groups, stats.plans) == (2, 1, 3)
     assert [len(m["advantages"]) for m in micro] == [2, 1]
     expected, _ = group_advantages([rewards[0]])
@@ -49,9 +47,9 @@ def test_flat_groups_are_dropped_and_the_rest_split_into_micro_batches(rollout):
 
 
 def test_without_filtering_every_plan_trains_and_sequence_aggregation_counts_plans(rollout):
-    worker, prompts, groups = rollout
+    worker, groups = rollout
     algorithm = AlgorithmConfig(filter_flat_groups=False, loss_agg="seq-mean-token-mean")
-    micro, stats = training_batches(worker.bundle, prompts, groups, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
+    micro, stats = training_batches(worker.bundle, groups, [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
                                     algorithm, accumulation=4)
     assert stats.plans == 6 and [len(m["advantages"]) for m in micro] == [2, 2, 1, 1]
     assert all(m["loss_denominator"].item() == 6 / 4 for m in micro)
@@ -59,19 +57,18 @@ def test_without_filtering_every_plan_trains_and_sequence_aggregation_counts_pla
 
 
 def test_more_micro_batches_than_plans_are_padded_with_batches_that_add_nothing(rollout):
-    worker, prompts, groups = rollout
-    micro, _ = training_batches(worker.bundle, prompts[:1], groups[:1], [[1.0, 0.0, 0.0]], AlgorithmConfig(),
+    worker, groups = rollout
+    micro, _ = training_batches(worker.bundle, groups[:1], [[1.0, 0.0, 0.0]], AlgorithmConfig(),
                                 accumulation=5)
     assert len(micro) == 5 and [int(m["completion_mask"].sum() > 0) for m in micro] == [1, 1, 1, 0, 0]
 
 
-def test_all_flat_gives_no_step_and_drifted_prompts_are_named(rollout):
-    worker, prompts, groups = rollout
-    micro, stats = training_batches(worker.bundle, prompts, groups, [[0.0] * 3, [1.0] * 3], AlgorithmConfig(),
+def test_all_flat_gives_no_step_and_mismatched_rewards_are_refused(rollout):
+    worker, groups = rollout
+    micro, stats = training_batches(worker.bundle, groups, [[0.0] * 3, [1.0] * 3], AlgorithmConfig(),
                                     accumulation=2)
     assert micro == [] and stats.kept_groups == 0
-    drifted = [dataclasses.replace(groups[0], prompt_token_ids=groups[0].prompt_token_ids[:-1]), groups[1]]
-    with pytest.raises(ValueError, match=f"sample {groups[0].sample_id}: the learner's prompt ids differ"):
-        training_batches(worker.bundle, prompts, drifted, [[1.0, 0.0, 0.0]] * 2, AlgorithmConfig(), accumulation=1)
-    with pytest.raises(ValueError, match="one of each per sample"):
-        training_batches(worker.bundle, prompts, groups, [[1.0, 0.0, 0.0]], AlgorithmConfig(), accumulation=1)
+    with pytest.raises(ValueError, match="one row per group, one reward per plan"):
+        training_batches(worker.bundle, groups, [[1.0, 0.0, 0.0]], AlgorithmConfig(), accumulation=1)
+    with pytest.raises(ValueError, match="one row per group, one reward per plan"):
+        training_batches(worker.bundle, groups, [[1.0, 0.0], [0.0, 1.0]], AlgorithmConfig(), accumulation=1)

@@ -12,7 +12,8 @@ from tracer1.config import RunConfig
 from tracer1.models.loading import load_planner
 from tracer1.run import main
 from tracer1.train.assets import cached, dataset_path, planner_path
-from tracer1.train.sft import batches, evaluate, evaluation_file
+from tracer1.eval.held_out import evaluate_held_out, evaluation_file
+from tracer1.train.sft import batches
 
 SMALL = ["sft.steps=30", "sft.warmup_steps=3", "sft.batch_size=8", "learner.micro_batch_size=8", "sft.eval_samples=8",
          "sft.eval_plans=2", "data.generate_episodes=30", "data.eval_episodes=6", "rollout.max_new_tokens=128"]
@@ -90,6 +91,6 @@ def test_sft_run_trains_evaluates_saves_and_reports(tmp_path, capsys):
     resolved = RunConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
     final = run / "checkpoints" / "final"
     assert evaluation_file(resolved, final).is_file()
-    assert evaluate(None, [], [], resolved, policy=final).to_dict() == after
+    assert evaluate_held_out(None, [], [], resolved, policy=final).to_dict() == after
     longer = resolved.model_copy(update={"rollout": resolved.rollout.model_copy(update={"max_new_tokens": 64})})
     assert not evaluation_file(longer, final).is_file()

@@ -135,8 +135,7 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, ge=0, description="sampling temperature for training rollouts (0 = greedy)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     max_new_tokens: int = Field(
-        256, ge=1, description="generation budget per plan (reasoning + steps; a 10-step plan of the tiny default "
-                               "takes up to ~150 tokens, a reasoning model wants 1024+)")
+        256, ge=1, description="generation budget per plan, in tokens (reasoning + steps)")
     history_len: int = Field(4, ge=0, description="K: executed past actions shown in the prompt")
     eval_temperature: float = Field(0.0, ge=0, description="sampling temperature for evaluation (0 = greedy)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs per engine")
@@ -176,8 +175,7 @@ class RewardConfig(Section):
         True, description="divide the stage-1 reward by its maximum for the reference length, so 1.0 means a "
                           "perfect plan")
     format_penalty: float = Field(
-        0.5, ge=0, description="subtracted once when a plan parsed with problems (at 0.1 GRPO traded clean plans "
-                               "for step similarity on the tiny default)")
+        0.5, ge=0, description="subtracted once when a plan parsed with problems")
     unparseable: float = Field(-1.0, description="reward of a plan with no readable step")
     point_radius: float = Field(
         0.14, gt=0, le=1, description="normalised screen distance within which a point matches "
@@ -235,29 +233,24 @@ class SFTConfig(Section):
     EVALUATION_FIELDS: ClassVar[tuple[str, ...]] = ("eval_samples", "eval_plans", "eval_every")
 
     steps: int = Field(
-        800, ge=1, description="optimizer steps of the SFT warm start (the tiny planner starts copying targets from "
-                               "the screen after ~150 steps of 8)")
+        800, ge=1, description="optimizer steps of the SFT warm start")
     lr: float = Field(
         5e-3, gt=0, description="peak learning rate of the warm start (a random-init tiny model needs far more "
                                 "than RL's algorithm.lr)")
     adam_betas: AdamBetas = Field(
-        (0.9, 0.95), description="AdamW's (β1, β2) in the warm start (β2 0.95 as in nanoGPT: on a short run from "
-                                 "random weights it taught the tiny planner more than 0.999)")
+        (0.9, 0.95), description="AdamW's (β1, β2) in the warm start")
     warmup_steps: int = Field(20, ge=0, description="linear warm-up steps, then cosine decay to 0")
     batch_size: int = Field(
-        8, ge=1, description="sequences per optimizer step (a multiple of learner.micro_batch_size); at equal "
-                             "sequences seen, steps of 8 taught the tiny planner more than steps of 16")
+        8, ge=1, description="sequences per optimizer step (a multiple of learner.micro_batch_size)")
     task_only_sequences: int = Field(
         16, ge=0, description="extra sequences per step that show only the task and the steps taken (no screen, no "
-                              "system message) before the oracle plan: cheap practice in writing plans, in one extra "
-                              "micro-batch (0 = none); at 800 steps they took sampled parse from 71-83% to 94-97% "
-                              "on 3 seeds")
+                              "system message) before the oracle plan, in one extra micro-batch (0 = none)")
     eval_samples: int = Field(48, ge=1, description="held-out samples evaluated before and after training")
     eval_plans: int = Field(
         4, ge=1, description="plans sampled per held-out sample (at rollout.temperature) for the parse rate")
     eval_every: int = Field(
         0, ge=0, description="also evaluate every this many steps, for the parse-rate curve (0 = before and after "
-                             "only; an evaluation takes about as long as 20 default steps)")
+                             "only)")
 
     @model_validator(mode="after")
     def _enough_warmup_room(self) -> SFTConfig:
@@ -317,8 +310,7 @@ class ClusterConfig(Section):
     max_task_retries: int = Field(
         3, ge=-1, description="times a work item is retried after its actor died (-1 = forever)")
     # The rollout workers and the learner take turns (rollout, then update, then sync), so on a small machine each
-    # can use two cores while the other waits: stage 1 on the tiny default went from 8.8 to 5.9 s a step, with the
-    # same samples, losses and rewards bit for bit.
+    # can use two cores while the other waits (measured in docs/RESULTS.md).
     rollout: Resources = Field(default_factory=lambda: Resources(threads=2),
                                description="resources of each rollout worker")
     executor: Resources = Field(default_factory=Resources, description="resources of each executor actor")

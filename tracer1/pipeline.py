@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tracer1.atomic import save_json_atomic, save_text_atomic
 from tracer1.config import ConfigError, load_config
+from tracer1.report.text import pipeline_text
 from tracer1.run import main as run_stage
 
 CLAIMS = (  # (name, stage whose report shows it, measure, what it says)
@@ -86,7 +87,7 @@ def run_pipeline(args: Sequence[str]) -> int:
     where = out_dir / name
     where.mkdir(parents=True, exist_ok=True)
     save_json_atomic(where / "pipeline_report.json", report)
-    text = render(report)
+    text = pipeline_text(report)
     save_text_atomic(where / "pipeline_report.md", text)
     print(text)
     print(f"  report: {where / 'pipeline_report.json'} (and .md)")
@@ -95,30 +96,6 @@ def run_pipeline(args: Sequence[str]) -> int:
     if (page := report_after_run(where)) is not None:  # claims, seeds and every stage's curves on one page
         print(f"  report: {page}")
     return 0
-
-
-def render(report: dict) -> str:
-    seeds = report["seeds"]
-    lines = [f"== {report['name']}: SFT → stage 1 → stage 2 over seeds {seeds} ({report['minutes']} min)", "",
-             "| seed | SFT reward | stage-1 reward | stage-1 grounded | stage-2 grounded |", "|---|---|---|---|---|"]
-    for r in report["per_seed"]:
-        grounded = (_pct(r[k]["first_step_grounded"]) for k in ("stage2_before", "stage2"))
-        lines.append(f"| {r['seed']} | {r['sft']['reward']:+.3f} | {r['stage1']['reward']:+.3f} | "
-                     + " | ".join(grounded) + " |")
-    lines.append("")
-    if held := report["per_seed"] and report["per_seed"][0]["stage2"].get("samples"):
-        lines += [f"Held out: {held} samples, the same before and after each stage; first-step accuracy is greedy, "
-                  f"one sample = {1 / held:.1%}.", ""]
-    for claim in report["claims"].values():
-        g = claim["gain"]
-        verdict = "holds on every seed" if claim["holds_on_every_seed"] else "does NOT hold on every seed"
-        lines.append(f"- {claim['says']}: {claim['before']['mean']:+.3f} → {claim['after']['mean']:+.3f}, gain "
-                     f"{g['mean']:+.3f} ± {g['std']:.3f} (min {g['min']:+.3f}, max {g['max']:+.3f}) — {verdict}")
-    return "\n".join(lines) + "\n"
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 if __name__ == "__main__":

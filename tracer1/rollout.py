@@ -1,10 +1,11 @@
 """Rollouts: G plans per planning sample, from one engine. `RolloutWorker` is the plain class inside each
 rollout actor of the training loop.
 
-It builds each sample's prompt with `tracer1.models.prompt` (the one place prompts are built, so the learner,
-re-encoding the same sample, sees the same tokens) and asks its engine for `group_size` completions per prompt.
-A `Group` keeps the prompt's token ids beside the completions: the learner checks them against its own encoding
-and refuses a batch whose prompts drifted.
+It builds each sample's prompt with `tracer1.models.prompt` (the one place prompts are built), encodes it once
+(`tracer1.models.inputs`) and asks its engine for `group_size` completions per prompt. A `Group` carries that
+encoding beside the completions, so the learner trains on exactly the ids (and image patches) that were sampled
+from and nobody encodes the prompt again; an engine that tokenises prompts itself (vLLM) must arrive at the same
+ids, or the worker refuses the batch naming the sample.
 
 With `data.train_shards` each worker also draws its own samples (`rollout_own`): worker i of n holds a
 `WorkerShardReader` over its range of the Parquet shards and returns the samples with their groups, so the driver
@@ -23,8 +24,9 @@ from typing import Any
 from tracer1.data.schema import Sample
 from tracer1.data.shards import Shard, WorkerShardReader
 from tracer1.engines import Completion, RolloutEngine, Sampling, make_engine
+from tracer1.models.inputs import EncodedPrompt, encode_prompts
 from tracer1.models.loading import PlannerBundle, load_planner
-from tracer1.models.prompt import prompt_from_sample
+from tracer1.models.prompt import prompts_for_run
 
 
 @dataclass
@@ -32,9 +34,13 @@ class Group:
     """The G plans sampled for one planning sample."""
 
     sample_id: str
-    prompt_token_ids: list[int]
+    prompt: EncodedPrompt                       # the prompt as model input, what the learner trains on
     completions: list[Completion] = field(default_factory=list)
     weights_version: int = 0  # of the engine's weights that sampled them (the loop checks none is stale)
+
+    @property
+    def prompt_token_ids(self) -> list[int]:
+        return list(self.prompt.input_ids)
 
     @property
     def texts(self) -> list[str]:
@@ -66,12 +72,6 @@ class RolloutWorker:
             model_dir, trust_remote_code=config.model.trust_remote_code, load_model=False)
         self.weights_version = weights_version  # of the weights at model_dir (a resumed run's step)
 
-    def prompts(self, samples: Sequence[Sample]) -> list:
-        cfg = self.config
-        return [prompt_from_sample(self.bundle, s, horizon=cfg.horizon, history_len=cfg.rollout.history_len,
-                                   max_prompt_tokens=cfg.model.max_prompt_tokens,
-                                   max_image_pixels=cfg.model.max_image_pixels) for s in samples]
-
     def sampling(self, *, group_size: int | None = None, seed: int = 0, greedy: bool = False) -> Sampling:
         r = self.config.rollout
         if greedy:
@@ -86,10 +86,19 @@ class RolloutWorker:
         same plans)."""
         if not samples:
             return []
-        outputs = self.engine.generate(self.prompts(samples), self.sampling(group_size=group_size, seed=seed,
-                                                                            greedy=greedy))
-        return [Group(s.sample_id, list(group[0].prompt_token_ids) if group else [], list(group),
-                      self.weights_version) for s, group in zip(samples, outputs)]
+        prompts = prompts_for_run(self.bundle, samples, self.config)
+        encoded = encode_prompts(self.bundle, prompts)
+        sampling = self.sampling(group_size=group_size, seed=seed, greedy=greedy)
+        takes_encoded = getattr(self.engine, "takes_encoded_prompts", False)  # else it tokenises the text itself
+        outputs = self.engine.generate(encoded if takes_encoded else prompts, sampling)
+        for sample, enc, group in zip(samples, encoded, outputs):
+            drifted = next((c for c in group if list(c.prompt_token_ids) != list(enc.input_ids)), None)
+            if drifted is not None:
+                raise ValueError(f"sample {sample.sample_id}: the engine's prompt ids differ from the learner's "
+                                 f"({len(drifted.prompt_token_ids)} vs {len(enc.input_ids)} tokens); the engine "
+                                 "tokenises prompts differently from tracer1.models.inputs")
+        return [Group(s.sample_id, enc, list(group), self.weights_version)
+                for s, enc, group in zip(samples, encoded, outputs)]
 
     def draw(self, position: int, count: int) -> list[Sample]:
         """Samples `position` .. `position + count - 1` of this worker's shard range (epochs repeat it). The loop
@@ -125,12 +134,6 @@ class RolloutWorker:
         receive_on(self.engine, buckets)
         self.weights_version = version
         return version
-
-    def sleep(self) -> None:
-        self.engine.sleep()
-
-    def wake(self) -> None:
-        self.engine.wake()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tracer1.engines.base import Prompt
+from tracer1.models.prompt import prompts_for_run
 from tracer1.models.inputs import completion_logprobs, encode_for_training
 from tracer1.models.loading import load_planner
 from tracer1.models.tiny import build_tiny_planner
@@ -71,7 +72,7 @@ class RecordingRolloutWorker(RolloutWorker):
         groups = super().rollout(samples, **kwargs)
         self.calls += 1
         record = {"pid": os.getpid(), "engine": type(self.engine).__name__, "version": self.weights_version,
-                  "prompts": [p.text for p in self.prompts(samples)],
+                  "prompts": [p.text for p in prompts_for_run(self.bundle, samples, self.config)],
                   "groups": [[{"token_ids": c.token_ids, "logprobs": c.logprobs} for c in g.completions]
                              for g in groups]}
         (self.record / f"rollout-{os.getpid()}-{self.calls}.json").write_text(json.dumps(record))

@@ -101,7 +101,9 @@ class HFEngine:
 
     # -- generation ------------------------------------------------------------------------------------------
 
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
+    takes_encoded_prompts = True  # generate() also takes `EncodedPrompt`s: it encodes with tracer1.models.inputs
+
+    def generate(self, prompts: Sequence[Prompt | EncodedPrompt], sampling: Sampling) -> list[list[Completion]]:
         if self._asleep:
             raise RuntimeError("the engine is asleep; call wake() before generate()")
         if not prompts:

@@ -233,14 +233,6 @@ def engine_ranks(num_engines: int, tensor_parallel_size: int) -> tuple[int, list
     return 1 + num_engines * tensor_parallel_size, [1 + k * tensor_parallel_size for k in range(num_engines)]
 
 
-def sync_by_file(engine: Any, buckets: Iterable[tuple[Bucket, Mapping[str, Any]]]) -> int:
-    """The fallback: the buckets' tensors (copied to CPU) handed to `engine.update_weights` in one state dict;
-    -> the number of tensors."""
-    state = {name: t.detach().to("cpu").clone() for _, tensors in buckets for name, t in tensors.items()}
-    engine.update_weights(state)
-    return len(state)
-
-
 # === GPU only below: NCCL between learner rank 0 and the vLLM workers (not run in CI: no GPU) ===================
 
 class NcclWeightSender:

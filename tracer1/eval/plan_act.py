@@ -60,7 +60,7 @@ class Decision:
 
 
 class ModelPlanner:
-    """A trained planner behind a rollout engine. Prompts are built by `tracer1.train.sft.build_prompts` from a
+    """A trained planner behind a rollout engine. Prompts are built by `tracer1.models.prompt.prompts_for_run` from a
     planning `Sample` of the live state, the one prompt builder of training, so the planner is asked exactly as it
     was trained (horizon, history length, prompt budget, screenshot size from the config)."""
 
@@ -78,14 +78,13 @@ class ModelPlanner:
 
     def prompts(self, decisions: Sequence[Decision], horizon: int) -> list:
         from tracer1.data.schema import Sample  # noqa: PLC0415
-        from tracer1.train.sft import build_prompts  # noqa: PLC0415
+        from tracer1.models.prompt import prompts_for_run  # noqa: PLC0415
 
         samples = [Sample(sample_id=f"{d.episode}-{len(d.history):02d}", episode_id=d.episode,
                           step_index=len(d.history), source=d.source, instruction=d.instruction,
                           history=list(d.history), future=[], screenshot=d.screenshot, width=d.width,
                           height=d.height, a11y=d.a11y, split="test") for d in decisions]
-        return build_prompts(self.bundle, samples, self.config.model_copy(update={"horizon": horizon}), "",
-                             progress=False)
+        return prompts_for_run(self.bundle, samples, self.config, horizon=horizon)
 
     def plan(self, decisions: Sequence[Decision], horizon: int) -> list[str]:
         from tracer1.engines import Sampling  # noqa: PLC0415

@@ -40,13 +40,6 @@ counts these with their reasons. A plan with no readable first step gets `LiveFe
 reward is `unparseable` either way). The episode's step limit is not applied to the step being judged (as the
 oracle's forecasts do), so a sample taken at the last allowed step is still judged on its merits; MiniWoB's own
 time limit still applies. Infrastructure failures (a browser that cannot start) raise, as in every executor.
-
-Measured on this project's shared 2-core machine (load average 6–8; 800 generated samples, one process): with
-G = 8 plans per sample, ~840–1,040 plans/s when half the plans are the reference and the rest four wrong ones,
-~640–670 plans/s when all 8 click different elements (every resulting state simulated by the oracle); with
-every plan on a new sample (restore each time) ~250–300 plans/s. The offline `ExecutorWorker` does 4,600–12,000
-plans/s on the same plans: online costs ~1–4 ms a plan, small next to generating it. MiniWoB++: ~0.4 s a plan
-(a reset and the replay each time, in Chromium; load average ~15 then).
 """
 
 from __future__ import annotations

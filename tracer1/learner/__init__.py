@@ -3,7 +3,7 @@
 
 from tracer1.learner.grpo import aggregate, group_advantages, grpo_loss, grpo_objective, kl_per_token
 from tracer1.learner.learner import Learner, deepspeed_config, lr_lambda
-from tracer1.learner.losses import masked_mean, sft_loss
+from tracer1.learner.losses import sft_loss
 
 __all__ = ["Learner", "aggregate", "deepspeed_config", "group_advantages", "grpo_loss", "grpo_objective",
-           "kl_per_token", "lr_lambda", "masked_mean", "sft_loss"]
+           "kl_per_token", "lr_lambda", "sft_loss"]

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +133,6 @@ class Learner:
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
                 return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
         return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """`state_dict()` as (name, tensor) pairs, the form vLLM's reload_weights takes."""
-        yield from self.state_dict().items()
 
     def save_state(self, directory: str | Path) -> None:
         """DeepSpeed's training state (optimizer, LR schedule, ZeRO partitions, step) under `directory`, for

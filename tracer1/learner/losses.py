@@ -14,17 +14,12 @@ from tracer1.learner.grpo import aggregate
 from tracer1.models.inputs import sequence_logprobs
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` where `mask` is 1 (token-mean over the whole batch); 0 when the mask is empty."""
-    return aggregate(values, mask, "token-mean")
-
-
 def sft_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     """Negative log-likelihood of the completion tokens, token-mean (prompt tokens are not trained on)."""
     mask = batch["completion_mask"].float()
-    loss = -masked_mean(sequence_logprobs(logits, batch["input_ids"]), mask)
+    loss = -aggregate(sequence_logprobs(logits, batch["input_ids"]), mask, "token-mean")
     with torch.no_grad():
         predicted = torch.zeros_like(mask)
         predicted[:, 1:] = (logits[:, :-1].argmax(-1) == batch["input_ids"][:, 1:]).float()
-        accuracy = masked_mean(predicted, mask)
+        accuracy = aggregate(predicted, mask, "token-mean")
     return loss, {"loss": loss.item(), "token_accuracy": accuracy.item(), "tokens": mask.sum().item()}

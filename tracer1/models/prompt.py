@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from tracer1.data.schema import Sample
     from tracer1.models.loading import PlannerBundle
 
-__all__ = ["build_prompt", "encode_for_training", "plan_target", "prompt_from_sample", "system_prompt",
-           "task_only_prompt", "tokenize_target", "user_text"]
+__all__ = ["build_prompt", "encode_for_training", "plan_target", "prompt_from_sample", "prompts_for_run",
+           "system_prompt", "task_only_prompt", "tokenize_target", "user_text"]
 
 CUT_MARK = "[... {n} more lines cut]"
 
@@ -205,3 +205,16 @@ def prompt_from_sample(bundle: PlannerBundle, sample: Sample, *, horizon: int, h
                         a11y=sample.a11y if use_a11y else None, history=sample.history, horizon=horizon,
                         history_len=history_len, max_prompt_tokens=max_prompt_tokens,
                         max_image_pixels=max_image_pixels)
+
+
+def prompts_for_run(bundle: PlannerBundle, samples: Sequence[Sample], config, *, horizon: int | None = None,
+                    desc: str | None = None) -> list[Prompt]:
+    """`prompt_from_sample` for each sample with a run config's prompt settings (`horizon` unless given,
+    `rollout.history_len`, `model.max_prompt_tokens`, `model.max_image_pixels`); `desc` shows a progress bar."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    horizon = config.horizon if horizon is None else horizon
+    return [prompt_from_sample(bundle, s, horizon=horizon, history_len=config.rollout.history_len,
+                               max_prompt_tokens=config.model.max_prompt_tokens,
+                               max_image_pixels=config.model.max_image_pixels)
+            for s in tqdm(samples, desc=desc, unit="prompt", leave=False, disable=desc is None)]

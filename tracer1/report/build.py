@@ -23,6 +23,7 @@ from tracer1.report import html as h
 from tracer1.report.examples import STAGE_REPORTS, write_training_trajectories
 from tracer1.report.plots import Chart, Metrics, ReportError, rate_by_index_chart, read_metrics, \
     running_rate_chart, training_charts
+from tracer1.report.text import pipeline_text
 from tracer1.report.trajectories import TRAJECTORIES_FILE, Trajectory, TrajectoryError, read_trajectories
 
 REPORT_FILE = "report.html"
@@ -191,14 +192,12 @@ def trajectory_charts(trajectories: list[Trajectory]) -> list[Chart]:
 # --- pipeline -----------------------------------------------------------------------------------------------
 
 def pipeline_sections(run_dir: Path, report: dict, notes: list[str]) -> list[str]:
-    from tracer1.pipeline import render  # noqa: PLC0415 — the same numbers as pipeline_report.md
-
     claims = [[c["says"], h.number(c["before"]["mean"]), h.number(c["after"]["mean"]),
                f"{c['gain']['mean']:+.3f} ± {c['gain']['std']:.3f}",
                "yes" if c["holds_on_every_seed"] else "NO"] for c in report.get("claims", {}).values()]
     out = [h.section("Claims (spread over seeds)", h.table(["claim", "before", "after", "gain", "every seed"],
                                                            claims)
-                     + f"<details><summary>pipeline_report.md</summary><pre>{h.esc(render(report))}</pre>"
+                     + f"<details><summary>pipeline_report.md</summary><pre>{h.esc(pipeline_text(report))}</pre>"
                        "</details>")]
     for row in report.get("per_seed", []):
         body = []

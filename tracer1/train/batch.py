@@ -3,9 +3,8 @@
     groups (G plans per sample) + rewards (P × G) → advantages per group → drop groups with no spread
     → (prompt, sampled ids, advantage) rows → `accumulation` micro-batches with `loss_denominator`
 
-Prompts are re-encoded from the samples with the prompt builder the rollout workers used; a prompt whose ids
-differ from the ones the engine saw is an error naming the sample (the ratio would compare different
-sequences). Sampled token ids are used unchanged, never re-tokenised from text.
+Each group carries its prompt as the rollout worker encoded it (the ids and image patches the engine sampled
+from), so nothing is encoded again here; sampled token ids are used unchanged, never re-tokenised from text.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from tracer1.learner.grpo import group_advantages
-from tracer1.models.inputs import encode_for_training, encode_prompts
+from tracer1.models.inputs import encode_for_training
 from tracer1.rollout import Group
 
 
@@ -41,25 +40,20 @@ def split_evenly(count: int, parts: int) -> list[slice]:
     return bounds
 
 
-def training_batches(bundle, prompts: Sequence, groups: Sequence[Group], rewards: Sequence[Sequence[float]],
-                     algorithm, *, accumulation: int) -> tuple[list[dict[str, torch.Tensor]], BatchStats]:
-    """`prompts[i]` is the `Prompt` of `groups[i]`'s sample (built by `RolloutWorker.prompts`). Returns exactly
-    `accumulation` micro-batches (a learner step) — none when every group was filtered out — and the stats."""
-    if not (len(prompts) == len(groups) == len(rewards)):
-        raise ValueError(f"{len(prompts)} prompts, {len(groups)} groups and {len(rewards)} reward rows; "
-                         "give one of each per sample")
+def training_batches(bundle, groups: Sequence[Group], rewards: Sequence[Sequence[float]], algorithm, *,
+                     accumulation: int) -> tuple[list[dict[str, torch.Tensor]], BatchStats]:
+    """`rewards[i]` scores `groups[i]`'s plans; `bundle` pads the rows. Returns exactly `accumulation` micro-batches
+    (a learner step) — none when every group was filtered out — and the stats."""
+    if len(groups) != len(rewards) or any(len(g.completions) != len(r) for g, r in zip(groups, rewards)):
+        raise ValueError(f"{len(groups)} groups and {len(rewards)} reward rows; give one row per group, one reward "
+                         "per plan")
     r = torch.tensor([list(row) for row in rewards], dtype=torch.float64)
     advantages, informative = group_advantages(r, scale_by_std=algorithm.scale_adv_by_std, eps=algorithm.adv_eps)
     keep = informative if algorithm.filter_flat_groups else torch.ones_like(informative)
-    encoded = encode_prompts(bundle, prompts)
     rows = []
-    for i, (group, enc) in enumerate(zip(groups, encoded)):
-        if list(enc.input_ids) != list(group.prompt_token_ids):
-            raise ValueError(f"sample {group.sample_id}: the learner's prompt ids differ from the rollout's "
-                             f"({len(enc.input_ids)} vs {len(group.prompt_token_ids)} tokens); the planner, its "
-                             "tokenizer or the prompt settings differ between the rollout workers and the learner")
+    for i, group in enumerate(groups):
         if keep[i]:
-            rows += [(enc, c.token_ids, float(advantages[i, j])) for j, c in enumerate(group.completions)]
+            rows += [(group.prompt, c.token_ids, float(advantages[i, j])) for j, c in enumerate(group.completions)]
     tokens = sum(len(ids) for _, ids, _ in rows)
     stats = BatchStats(groups=len(groups), kept_groups=int(keep.sum()), plans=len(rows), tokens=tokens,
                        reward_mean=float(r.mean()), reward_std=float(r.std()) if r.numel() > 1 else 0.0)

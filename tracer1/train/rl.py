@@ -32,11 +32,13 @@ from tqdm import tqdm
 
 from tracer1.atomic import save_json_atomic
 from tracer1.engines.hf import HFEngine
+from tracer1.eval.held_out import evaluate_held_out, held_out, keep_evaluation
 from tracer1.eval.planning import PlanningReport
 from tracer1.executors.live import LiveExecutorWorker
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
+from tracer1.models.prompt import prompts_for_run
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, seed_everything, set_rng_state
@@ -46,7 +48,6 @@ from tracer1.train.batch import training_batches
 from tracer1.train.checkpoints import policy_dir, read_state, resume_point, write_checkpoint
 from tracer1.train.data_source import training_data
 from tracer1.train.report import summary_table
-from tracer1.train.sft import build_prompts, evaluate, held_out, keep_evaluation
 from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
 PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts of a step, in order
@@ -96,14 +97,14 @@ def train_rl(config, run_dir: Path) -> int:
     print(f"tracer1 stage {stage}: planner {planner}, {data.describe()}, {len(evals)} held-out")
 
     engine = HFEngine(policy, dtype=config.model.dtype)  # the driver's evaluation engine
-    bundle = engine.bundle  # its tokenizer/processor also encode the learner's batches
-    eval_prompts = build_prompts(bundle, evals, config, "prompts (held-out)")
+    bundle = engine.bundle  # its tokenizer pads the learner's batches
+    eval_prompts = prompts_for_run(bundle, evals, config, desc="prompts (held-out)")
     if resume:
         before, first = PlanningReport(**state["before"]), state["step"] + 1
         set_rng_state(state["rng"])
         print(f"  resuming from {resume} at step {first}")
     else:
-        before, first = evaluate(engine, eval_prompts, evals, config, policy=policy), 1
+        before, first = evaluate_held_out(engine, eval_prompts, evals, config, policy=policy), 1
     print(f"  before: {before.headline()}")
 
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config,
@@ -158,10 +159,7 @@ def train_rl(config, run_dir: Path) -> int:
             rewards = [[x.reward for x in out.results[i * G:(i + 1) * G]] for i in range(len(groups))]
             failures = sum(1 for x in out.results if x.error)
             done("reward", out)
-            # The workers built these prompts too; rebuilding them here (same function) is cheaper than shipping
-            # screenshots back with every completion.
-            micro, stats = training_batches(bundle, build_prompts(bundle, samples, config, "", progress=False), groups,
-                                            rewards, alg, accumulation=per_rank * len(learners))
+            micro, stats = training_batches(bundle, groups, rewards, alg, accumulation=per_rank * len(learners))
             metrics = {}
             if micro:  # rank r takes micro-batches [r·k, (r+1)·k); DeepSpeed averages their gradients
                 out = call_actors([(r, (micro[i * per_rank:(i + 1) * per_rank],)) for i, r in enumerate(learners)],
@@ -183,7 +181,7 @@ def train_rl(config, run_dir: Path) -> int:
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
                 engine.update_weights(sync.latest())
-                log.log({f"eval/{k}": v for k, v in evaluate(engine, eval_prompts, evals, config).to_dict().items()},
+                log.log({f"eval/{k}": v for k, v in evaluate_held_out(engine, eval_prompts, evals, config).to_dict().items()},
                         step)
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
                     and step < alg.total_steps:
@@ -195,7 +193,7 @@ def train_rl(config, run_dir: Path) -> int:
                                  config.checkpoint.keep_last)
 
         engine.update_weights(sync.latest())
-        after = evaluate(engine, eval_prompts, evals, config)
+        after = evaluate_held_out(engine, eval_prompts, evals, config)
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
         final = str(run_dir / "checkpoints" / "final")
         checkpoint = Path(ray.get([r.save.remote(final) for r in learners])[0])

@@ -14,8 +14,6 @@ The learner is the same `Learner` the RL stages use, with `sft_loss` as its obje
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
 from pathlib import Path
@@ -24,23 +22,16 @@ from tqdm import tqdm
 
 from tracer1.atomic import save_json_atomic
 from tracer1.engines.hf import HFEngine
-from tracer1.eval import PlanningReport, evaluate_planning, grounding_check
-from tracer1.executors import make_executor
+from tracer1.eval.held_out import evaluate_held_out, held_out, keep_evaluation
+from tracer1.eval.planning import PlanningReport
 from tracer1.learner import Learner, sft_loss
 from tracer1.metrics import MetricsLogger
 from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_target
 from tracer1.models.loading import load_planner
-from tracer1.models.prompt import plan_target, prompt_from_sample, task_only_prompt
+from tracer1.models.prompt import plan_target, prompts_for_run, task_only_prompt
 from tracer1.seeding import seed_everything
 from tracer1.train.assets import load_split, planner_path
 from tracer1.train.report import summary_table
-
-
-def build_prompts(bundle, samples, config, desc: str, progress: bool = True) -> list:
-    return [prompt_from_sample(bundle, s, horizon=config.horizon, history_len=config.rollout.history_len,
-                               max_prompt_tokens=config.model.max_prompt_tokens,
-                               max_image_pixels=config.model.max_image_pixels)
-            for s in tqdm(samples, desc=desc, unit="prompt", leave=False, disable=not progress)]
 
 
 def task_only_prompts(bundle, samples, config) -> list:
@@ -50,43 +41,6 @@ def task_only_prompts(bundle, samples, config) -> list:
 
 def oracle_targets(bundle, samples, config) -> list[list[int]]:
     return [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in samples]
-
-
-def held_out(samples: list, count: int, seed: int) -> list:
-    """A seeded spread of held-out samples (consecutive samples share an episode; a random pick covers more)."""
-    return sorted(random.Random(seed).sample(samples, min(count, len(samples))), key=lambda s: s.sample_id)
-
-
-def evaluation_file(config, policy: Path) -> Path:
-    """Where the held-out evaluation of the weights in `policy` under this config's evaluation settings is kept.
-    The evaluation is deterministic (seeded sampling), so the weights a stage ends with and the next stage starts
-    from are evaluated once: stage 1's "before" is the SFT's "after", stage 2's "before" is stage 1's "after"."""
-    settings = config.model_dump(mode="json", include={"seed", "horizon", "data", "env", "executor", "reward"})
-    settings.update(eval_samples=config.sft.eval_samples, eval_plans=config.sft.eval_plans,
-                    temperature=config.rollout.temperature, max_new_tokens=config.rollout.max_new_tokens,
-                    history_len=config.rollout.history_len, max_prompt_tokens=config.model.max_prompt_tokens,
-                    max_image_pixels=config.model.max_image_pixels)
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(policy) / f"heldout-eval-{key}.json"
-
-
-def evaluate(engine, prompts, samples, config, policy: Path | None = None) -> PlanningReport:
-    """The held-out evaluation; with `policy` (the directory holding the engine's current weights), reused from
-    that directory when these weights were already evaluated with these settings."""
-    if policy is not None and evaluation_file(config, policy).is_file():
-        return PlanningReport(**json.loads(evaluation_file(config, policy).read_text()))
-    # Grounded accuracy needs a frozen executor; a VLM one would need its own engine, so it is left to stage 2.
-    grounded = None
-    if config.executor.kind != "vlm":
-        grounded = grounding_check(make_executor(config.executor, env_config=config.env), config.reward)
-    return evaluate_planning(engine, prompts, samples, reward_cfg=config.reward, horizon=config.horizon,
-                             n=config.sft.eval_plans, temperature=config.rollout.temperature,
-                             max_new_tokens=config.rollout.max_new_tokens, seed=config.seed, grounded=grounded)
-
-
-def keep_evaluation(config, policy: Path, report: PlanningReport) -> None:
-    """Store `report` beside the weights it measured (see `evaluation_file`)."""
-    save_json_atomic(evaluation_file(config, policy), report.to_dict())
 
 
 def batches(size: int, count: int, seed: int):
@@ -113,10 +67,10 @@ def train_sft(config, run_dir: Path) -> int:
     print(f"tracer1 sft: planner {path} ({sum(p.numel() for p in bundle.model.parameters()) / 1e6:.2f}M params), "
           f"{len(train)} training samples, {len(evals)} held-out")
 
-    eval_prompts = build_prompts(bundle, evals, config, "prompts (held-out)")
+    eval_prompts = prompts_for_run(bundle, evals, config, desc="prompts (held-out)")
 
     engine = HFEngine(bundle)
-    before = evaluate(engine, eval_prompts, evals, config)
+    before = evaluate_held_out(engine, eval_prompts, evals, config)
     print(f"  before: {before.headline()}")
 
     policy = load_planner(path, dtype=config.model.dtype, attn_implementation=config.model.attn_implementation,
@@ -132,7 +86,7 @@ def train_sft(config, run_dir: Path) -> int:
 
         def evaluate_now(step: int) -> PlanningReport:  # the learner's current weights, logged at `step`
             engine.update_weights(learner.state_dict())
-            report = evaluate(engine, eval_prompts, evals, config)
+            report = evaluate_held_out(engine, eval_prompts, evals, config)
             log.log({f"eval/{k}": v for k, v in report.to_dict().items()}, step)
             return report
 
@@ -141,7 +95,7 @@ def train_sft(config, run_dir: Path) -> int:
         bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
         for step in bar:
             chosen = [train[i] for i in next(draw)]  # encoded per step: screenshots of every sample would not fit
-            prompts = encode_prompts(bundle, build_prompts(bundle, chosen, config, "", progress=False))
+            prompts = encode_prompts(bundle, prompts_for_run(bundle, chosen, config))
             targets = oracle_targets(bundle, chosen, config)
             micro_batches = [encode_for_training(bundle, prompts[j:j + micro], targets[j:j + micro])
                              for j in range(0, len(chosen), micro)]

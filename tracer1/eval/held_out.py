@@ -1,0 +1,57 @@
+"""The held-out evaluation every training stage reports before and after (and every `eval_every` steps): a seeded
+spread of held-out samples, their prompts, and `evaluate_planning` with the run's settings, its report kept beside
+the weights it measured so the next stage does not measure them again.
+
+    evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
+    prompts = prompts_for_run(bundle, evals, config)          # tracer1.models.prompt
+    report = evaluate_held_out(engine, prompts, evals, config, policy=policy_dir)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from tracer1.atomic import save_json_atomic
+from tracer1.eval.planning import PlanningReport, evaluate_planning, grounding_check
+
+
+def held_out(samples: list, count: int, seed: int) -> list:
+    """A seeded spread of held-out samples (consecutive samples share an episode; a random pick covers more)."""
+    return sorted(random.Random(seed).sample(samples, min(count, len(samples))), key=lambda s: s.sample_id)
+
+
+def evaluation_file(config, policy: Path) -> Path:
+    """Where the held-out evaluation of the weights in `policy` under this config's evaluation settings is kept.
+    The evaluation is deterministic (seeded sampling), so the weights a stage ends with and the next stage starts
+    from are evaluated once: stage 1's "before" is the SFT's "after", stage 2's "before" is stage 1's "after"."""
+    settings = config.model_dump(mode="json", include={"seed", "horizon", "data", "env", "executor", "reward"})
+    settings.update(eval_samples=config.sft.eval_samples, eval_plans=config.sft.eval_plans,
+                    temperature=config.rollout.temperature, max_new_tokens=config.rollout.max_new_tokens,
+                    history_len=config.rollout.history_len, max_prompt_tokens=config.model.max_prompt_tokens,
+                    max_image_pixels=config.model.max_image_pixels)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(policy) / f"heldout-eval-{key}.json"
+
+
+def evaluate_held_out(engine, prompts, samples, config, policy: Path | None = None) -> PlanningReport:
+    """The held-out evaluation; with `policy` (the directory holding the engine's current weights), reused from
+    that directory when these weights were already evaluated with these settings."""
+    if policy is not None and evaluation_file(config, policy).is_file():
+        return PlanningReport(**json.loads(evaluation_file(config, policy).read_text()))
+    # Grounded accuracy needs a frozen executor; a VLM one would need its own engine, so it is left to stage 2.
+    grounded = None
+    if config.executor.kind != "vlm":
+        from tracer1.executors import make_executor  # noqa: PLC0415 — executors load env code
+
+        grounded = grounding_check(make_executor(config.executor, env_config=config.env), config.reward)
+    return evaluate_planning(engine, prompts, samples, reward_cfg=config.reward, horizon=config.horizon,
+                             n=config.sft.eval_plans, temperature=config.rollout.temperature,
+                             max_new_tokens=config.rollout.max_new_tokens, seed=config.seed, grounded=grounded)
+
+
+def keep_evaluation(config, policy: Path, report: PlanningReport) -> None:
+    """Store `report` beside the weights it measured (see `evaluation_file`)."""
+    save_json_atomic(evaluation_file(config, policy), report.to_dict())
