@@ -23,7 +23,7 @@ from tracer1.report import html as h
 from tracer1.report.examples import STAGE_REPORTS, write_training_trajectories
 from tracer1.report.plots import Chart, Metrics, ReportError, rate_by_index_chart, read_metrics, \
     running_rate_chart, training_charts
-from tracer1.report.text import pipeline_text
+from tracer1.report.text import ROWS, pipeline_text
 from tracer1.report.trajectories import TRAJECTORIES_FILE, Trajectory, TrajectoryError, read_trajectories
 
 REPORT_FILE = "report.html"
@@ -69,7 +69,6 @@ class Assets:
 # --- training -----------------------------------------------------------------------------------------------
 
 def before_after(report: dict) -> str:
-    from tracer1.train.report import ROWS  # noqa: PLC0415 — the same rows as the summary printed at the end
 
     before, after = report.get("before") or {}, report.get("after") or {}
     rows = []

@@ -1,6 +1,38 @@
-"""The pipeline's report as text (pipeline_report.md), also quoted in report.html."""
+"""Reports as text: the one-screen before → after summary a training stage prints at the end, and the pipeline's
+report (pipeline_report.md, also quoted in report.html)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+# (label, PlanningReport attribute, format) of the rows every before/after summary shows.
+ROWS = (
+    ("plans that parse (sampled)", "parse_rate", "{:.1%}"),
+    ("plans that parse (greedy)", "greedy_parse_rate", "{:.1%}"),
+    ("first step: right action", "first_step_action", "{:.1%}"),
+    ("first step: exact", "first_step_exact", "{:.1%}"),
+    ("first step: grounded", "first_step_grounded", "{:.1%}"),
+    ("stage-1 reward (sampled)", "reward", "{:+.3f}"),
+    ("stage-1 reward (greedy)", "greedy_reward", "{:+.3f}"),
+)
+
+
+def summary_table(title: str, before, after, paths: dict[str, Path], seconds: float) -> str:
+    """Before → after for every measure both reports have, then where things are."""
+    lines = ["", f"== {title}: done in {seconds / 60:.1f} min " + "=" * max(0, 60 - len(title)),
+             f"  {'held-out measure':<30}{'before':>10}{'after':>10}"]
+    for label, attr, fmt in ROWS:
+        old, new = getattr(before, attr), getattr(after, attr)
+        if old is None or new is None:
+            continue
+        mark = "  ↑" if new > old + 1e-9 else ("  ↓" if new < old - 1e-9 else "")
+        lines.append(f"  {label:<30}{fmt.format(old):>10}{fmt.format(new):>10}{mark}")
+    lines.append(f"  ({after.samples} held-out samples, {after.plans // max(after.samples, 1)} sampled plans each)")
+    if after.problem_kinds:  # the commonest reasons sampled plans failed to parse, after
+        lines.append(f"  why sampled plans fail (plans of {after.plans}):")
+        lines += [f"  {n:>6}  {kind}" for kind, n in list(after.problem_kinds.items())[:3]]
+    lines += [f"  {name + ':':<13}{path}" for name, path in paths.items()]
+    return "\n".join(lines)
 
 
 def pipeline_text(report: dict) -> str:

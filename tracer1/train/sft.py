@@ -31,7 +31,7 @@ from tracer1.models.loading import load_planner
 from tracer1.models.prompt import plan_target, prompts_for_run, task_only_prompt
 from tracer1.seeding import seed_everything
 from tracer1.train.assets import load_split, planner_path
-from tracer1.train.report import summary_table
+from tracer1.report.text import summary_table
 
 
 def task_only_prompts(bundle, samples, config) -> list:
