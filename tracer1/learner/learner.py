@@ -117,11 +117,12 @@ class Learner:
         return totals
 
     @torch.no_grad()
-    def logprobs(self, micro_batches: Sequence[Mapping[str, torch.Tensor]]) -> list[torch.Tensor]:
-        """Per-token log-probs (B, L) of each micro-batch under the current policy (`token_logprobs`: 0 on the
-        prompt columns before the completions; eval mode, no grad)."""
+    def logprobs(self, micro_batches: Sequence[Mapping[str, torch.Tensor]],
+                 temperature: float = 1.0) -> list[torch.Tensor]:
+        """Per-token log-probs (B, L) of each micro-batch under the current policy at `temperature`
+        (`token_logprobs`: 0 on the prompt columns before the completions; eval mode, no grad)."""
         self.engine.eval()
-        return [token_logprobs(self.engine, micro, self.device).cpu() for micro in micro_batches]
+        return [token_logprobs(self.engine, micro, self.device, temperature).cpu() for micro in micro_batches]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The policy's HF-named weights on CPU (what rollout engines load). Under ZeRO-3 the shards are gathered

@@ -4,6 +4,11 @@ policy for the KL term, and the GRPO update (the plain class inside each Ray lea
 A step takes the micro-batches of `tracer1.train.batch.training_batches`, adds the reference policy's log-probs
 (when `algorithm.kl_coef` > 0) and, for several epochs per batch, the log-probs before the first update as
 `old_logprobs`; with one epoch the update is on-policy and the ratio is exactly 1.
+
+All three log-probs — the current policy's in the loss, the old and the reference ones — are those of the policy
+that sampled the plans, softmax(logits / T) at T = `rollout.temperature`; greedy rollouts (T = 0) take them at
+T = 1. With one temperature for all three, a policy equal to the reference has KL 0 and the first epoch's ratio
+is 1 at any T.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ class LearnerWorker:
                                warmup_steps=algorithm.warmup_steps,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
                                world_size=world_size, master_addr=master_addr, master_port=master_port)
-        self.objective = grpo_objective(algorithm, temperature=config.rollout.temperature or 1.0)
+        self.temperature = config.rollout.temperature or 1.0  # the log-probs' T (module docstring); 0 is greedy
+        self.objective = grpo_objective(algorithm, temperature=self.temperature)
 
     def accumulation_steps(self) -> int:
         """Micro-batches per optimizer step (what `training_batches` must produce)."""
@@ -48,7 +54,7 @@ class LearnerWorker:
     @torch.no_grad()
     def _reference_logprobs(self, micro_batches: Sequence[dict]) -> list[torch.Tensor]:
         device = next(self.reference.parameters()).device
-        return [token_logprobs(self.reference, m, device).cpu() for m in micro_batches]
+        return [token_logprobs(self.reference, m, device, self.temperature).cpu() for m in micro_batches]
 
     def step(self, micro_batches: Sequence[dict]) -> dict[str, float]:
         """One GRPO update (`algorithm.epochs_per_batch` optimizer steps over the same micro-batches)."""
@@ -58,7 +64,7 @@ class LearnerWorker:
                 m["ref_logprobs"] = ref
         epochs = self.config.algorithm.epochs_per_batch
         if epochs > 1:
-            for m, old in zip(batches, self.learner.logprobs(batches)):
+            for m, old in zip(batches, self.learner.logprobs(batches, self.temperature)):
                 m["old_logprobs"] = old
         metrics: dict[str, float] = {}
         for _ in range(epochs):
