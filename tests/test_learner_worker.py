@@ -59,3 +59,17 @@ def test_at_temperature_0_7_the_policy_equal_to_the_reference_has_kl_0_and_ratio
     assert first["ratio_max"] == pytest.approx(1.0, abs=1e-5)
     assert first["approx_kl_old"] == pytest.approx(0.0, abs=1e-6)
     assert seen[1]["kl"] > 1e-8  # the second epoch's policy has moved from the reference: the KL does read it
+
+
+def test_the_learning_rate_schedule_counts_rl_steps_with_two_epochs_per_batch(tiny_text):
+    """warm-up 2 and cosine over 6 RL steps, each 2 optimizer steps: the schedule spans the 6 RL steps (12
+    optimizer steps), not 6 optimizer steps (over by RL step 3, its warm-up done after RL step 1)."""
+    peak = 1e-3
+    worker = make_worker(tiny_text, epochs_per_batch=2, lr=peak, lr_schedule="cosine", warmup_steps=2,
+                         total_steps=6)
+    batches = micro_batches(worker)
+    lrs = [worker.step(batches)["lr"] / peak for _ in range(6)]  # the lr of the next optimizer step
+    assert 0 < lrs[0] < 1                                  # RL step 1 is still warming up
+    assert lrs[1] == pytest.approx(1.0)                    # warm-up ends after RL step 2, the cosine starts
+    assert lrs[3] == pytest.approx(0.5)                    # half-way through the cosine's 4 RL steps
+    assert lrs[4] > 0.1 and lrs[5] == pytest.approx(0.0, abs=1e-9)  # it reaches 0 at the last RL step, not before

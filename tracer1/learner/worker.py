@@ -39,9 +39,13 @@ class LearnerWorker:
         self.reference = None
         if algorithm.kl_coef > 0:
             self.reference = load_planner(reference_dir or model_dir, **load).model.eval().requires_grad_(False)
-        self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr, total_steps=algorithm.total_steps,
+        # The schedule counts optimizer steps and each RL step takes `epochs_per_batch` of them: scaled so the
+        # warm-up and the cosine span `warmup_steps` and `total_steps` RL steps.
+        epochs = algorithm.epochs_per_batch
+        self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr,
+                               total_steps=algorithm.total_steps * epochs,
                                weight_decay=algorithm.weight_decay, betas=algorithm.adam_betas,
-                               warmup_steps=algorithm.warmup_steps,
+                               warmup_steps=algorithm.warmup_steps * epochs,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
                                world_size=world_size, master_addr=master_addr, master_port=master_port)
         self.temperature = config.rollout.temperature or 1.0  # the log-probs' T (module docstring); 0 is greedy
