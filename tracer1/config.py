@@ -207,7 +207,8 @@ class AlgorithmConfig(Section):
         1e-4, gt=0, description="peak learning rate of the RL stages (the tiny default's; 7-8B planners use ~1e-6)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     adam_betas: AdamBetas = Field((0.9, 0.999), description="AdamW's (β1, β2) in the RL stages")
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up, in RL steps (each is epochs_per_batch optimizer steps)")
+    warmup_steps: int = Field(
+        0, ge=0, description="linear warm-up, in RL steps (each is epochs_per_batch optimizer steps)")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="learning-rate schedule after warm-up")
     kl_coef: float = Field(
