@@ -72,20 +72,25 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     raise ValueError(f"unknown KL estimator {estimator!r}; choose one of {', '.join(KL_ESTIMATORS)}")
 
 
+def _divide(total: torch.Tensor, count: float | torch.Tensor) -> torch.Tensor:
+    """total / count, and 0 for count 0 (nothing to average). A count below 1 is real — a step's plans shared by
+    more micro-batches — and is not floored: that would shrink the loss."""
+    count = torch.as_tensor(count, dtype=total.dtype, device=total.device)
+    return total / torch.where(count > 0, count, torch.ones_like(count))
+
+
 def aggregate(values: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
               denominator: float | torch.Tensor | None = None) -> torch.Tensor:
     """Reduce per-token `values` (B, L) over `mask` by `mode` (see the module docstring)."""
     mask = mask.to(values.dtype)
     if mode == "token-mean":
-        total = mask.sum() if denominator is None else denominator
-        return (values * mask).sum() / torch.as_tensor(total, dtype=values.dtype).clamp(min=1.0)
+        return _divide((values * mask).sum(), mask.sum() if denominator is None else denominator)
     per_plan = (values * mask).sum(dim=1)
     if mode == "seq-mean-token-mean":
         per_plan = per_plan / mask.sum(dim=1).clamp(min=1.0)
     elif mode != "seq-mean-token-sum":
         raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {', '.join(LOSS_AGGREGATIONS)}")
-    plans = (mask.sum(dim=1) > 0).sum() if denominator is None else denominator
-    return per_plan.sum() / torch.as_tensor(plans, dtype=values.dtype).clamp(min=1.0)
+    return _divide(per_plan.sum(), (mask.sum(dim=1) > 0).sum() if denominator is None else denominator)
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
