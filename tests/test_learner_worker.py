@@ -73,3 +73,13 @@ def test_the_learning_rate_schedule_counts_rl_steps_with_two_epochs_per_batch(ti
     assert lrs[1] == pytest.approx(1.0)                    # warm-up ends after RL step 2, the cosine starts
     assert lrs[3] == pytest.approx(0.5)                    # half-way through the cosine's 4 RL steps
     assert lrs[4] > 0.1 and lrs[5] == pytest.approx(0.0, abs=1e-9)  # it reaches 0 at the last RL step, not before
+
+
+def test_clip_higher_acts_only_from_the_second_epoch_over_a_batch(tiny_text):
+    """With one epoch the ratio is 1 and no token is clipped; the second epoch over the same batch, after a large
+    first step, has ratios outside [1 − clip_low, 1 + clip_high] and clips."""
+    worker = make_worker(tiny_text, epochs_per_batch=2, lr=0.05, kl_coef=0.0)
+    seen = every_epoch(worker)
+    worker.step(micro_batches(worker))
+    assert seen[0]["clip_fraction"] == 0.0 and seen[0]["ratio_max"] == pytest.approx(1.0)
+    assert seen[1]["clip_fraction"] > 0
