@@ -27,9 +27,11 @@ from tracer1.seeding import rng_state, set_rng_state
 
 class LearnerWorker:
     def __init__(self, model_dir: str | Path, config, *, reference_dir: str | Path | None = None, rank: int = 0,
-                 world_size: int = 1, master_addr: str = "127.0.0.1", master_port: int | None = None):
+                 world_size: int = 1, master_addr: str = "127.0.0.1", master_port: int | None = None,
+                 optimizer: str = "adamw"):
         """`model_dir`: the policy to train; `reference_dir`: the frozen KL reference (default `model_dir`; a
-        resumed run trains from its checkpoint but keeps the stage's starting policy as the reference)."""
+        resumed run trains from its checkpoint but keeps the stage's starting policy as the reference);
+        `optimizer`: `Learner`'s ("sgd" lets tests compare gradients)."""
         self.config, self.model_dir, self.rank = config, str(model_dir), rank
         algorithm = config.algorithm
         torch.manual_seed(config.seed + rank)
@@ -47,7 +49,8 @@ class LearnerWorker:
                                weight_decay=algorithm.weight_decay, betas=algorithm.adam_betas,
                                warmup_steps=algorithm.warmup_steps * epochs,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
-                               world_size=world_size, master_addr=master_addr, master_port=master_port)
+                               world_size=world_size, master_addr=master_addr, master_port=master_port,
+                               optimizer=optimizer)
         self.temperature = config.rollout.temperature or 1.0  # the log-probs' T (module docstring); 0 is greedy
         self.objective = grpo_objective(algorithm, temperature=self.temperature)
 
