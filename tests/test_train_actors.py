@@ -1,7 +1,7 @@
 """The RL loop's actors on a real local Ray: several learner ranks in one process group, and failure handling:
-a rollout, executor or reward actor killed (SIGKILL of its process) while it works on a call is restarted by Ray,
-the call is sent again, and the answers are those an uninterrupted call gives — for a rollout worker only because
-it is given the current weights again first.
+a rollout, executor (offline or live) or reward actor killed (SIGKILL of its process) while it works on a call
+is restarted by Ray, the call is sent again, and the answers are those an uninterrupted call gives — for a
+rollout worker only because it is given the current weights again first.
 
 The actors are the real worker classes; the only addition is a flag file each touches when a call starts, so the
 test kills the process mid-call rather than before or after it."""
@@ -21,6 +21,7 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
 from tracer1.config import Resources, RunConfig
+from tracer1.executors.live import LiveExecutorWorker
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.models.loading import load_planner
@@ -124,6 +125,25 @@ def test_a_killed_executor_actor_is_restarted_and_the_first_steps_executed(local
     killer.join()
     assert out.retried == 1 and len(out.results) == len(pairs)
     assert out.results[:len(samples)] == expected
+
+
+def test_a_killed_live_executor_actor_is_restarted_and_the_first_steps_executed_and_judged(local_ray, samples,
+                                                                                           tmp_path):
+    """The online stage 2's executor (`env.grounding: online`): its live envs and cached states die with it; the
+    restarted actor rebuilds them and answers as an uninterrupted one."""
+    flag = tmp_path / "started"
+    pairs = [(format_plan(s.future[:2]), s) for s in samples] * 100
+    executor = make_actor(flagged(LiveExecutorWorker, "first_steps", flag), CONFIG.cluster.executor,
+                          CONFIG).remote(CONFIG.executor, CONFIG.env)
+    local = LiveExecutorWorker(CONFIG.executor, CONFIG.env)
+    expected = local.first_steps(pairs[:len(samples)])
+    local.close()
+    assert all(feedback is not None for _, _, feedback in expected)  # judged live, not the offline fallback
+    killer = kill_when_started(executor, flag)
+    out = call_pool([executor], "first_steps", pairs, retries=2, label=lambda pair: pair[1].sample_id)
+    killer.join()
+    assert out.retried == 1 and len(out.results) == len(pairs)
+    assert out.results == expected * 100
 
 
 def test_work_that_raises_is_not_retried_and_names_the_actor_and_items(local_ray, tmp_path):
