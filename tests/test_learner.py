@@ -155,3 +155,30 @@ def test_adam_betas_reach_the_optimizer():
     assert {tuple(group["betas"]) for group in learner.optimizer.param_groups} == {(0.8, 0.95)}
     assert deepspeed_config(cfg, lr=1e-3, weight_decay=0.0, dtype="float32", accumulation=1)["optimizer"][
         "params"]["betas"] == [0.9, 0.999]  # torch's default when not given
+
+
+def test_one_sgd_step_shows_a_gradient_off_by_a_constant_factor_that_one_adamw_step_mostly_hides():
+    """Why the data-parallel test (tests/test_train_actors.py) compares weights after an SGD step: AdamW's first
+    update is about lr·sign(g) — the same for most weights with a gradient twice too large (only those whose
+    |g| is near Adam's eps tell) — while SGD's is −lr·g."""
+    full = batch(3, size=4)
+    full["advantages"] = torch.tensor([1.0, -0.5, 0.25, -0.75])
+    full["loss_denominator"] = full["completion_mask"].sum()
+    cfg = LearnerConfig(micro_batch_size=4, grad_accum_steps=1, grad_clip=0.0, backend="gloo")
+    start = tiny_qwen2().state_dict()
+
+    def update(optimizer: str, scale: float) -> torch.Tensor:
+        def objective(logits, b):
+            loss, metrics = grpo_loss(logits, b)
+            return scale * loss, metrics
+
+        learner = Learner(tiny_qwen2(), cfg, lr=1e-2, total_steps=10, optimizer=optimizer)
+        learner.step([full], objective)
+        return torch.cat([(w - start[k]).flatten() for k, w in learner.state_dict().items()])
+
+    adam, adam_doubled = update("adamw", 1.0), update("adamw", 2.0)
+    moved = adam != 0
+    assert ((adam - adam_doubled).abs() <= 1e-6)[moved].float().mean() > 0.8
+    sgd, sgd_doubled = update("sgd", 1.0), update("sgd", 2.0)
+    assert (sgd != 0).float().mean() > 0.8
+    torch.testing.assert_close(sgd_doubled, 2 * sgd)

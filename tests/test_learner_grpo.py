@@ -68,6 +68,19 @@ def test_loss_denominator_makes_accumulated_micro_batches_equal_the_full_batch()
         assert sum(halves).item() == pytest.approx(full.item())
 
 
+def test_a_loss_denominator_below_1_is_not_floored():
+    """2 plans over 4 micro-batches (few groups left after filtering): each micro-batch's plan denominator is
+    2 / 4 = 0.5, and the accumulated loss must still be the full batch's."""
+    torch.manual_seed(1)
+    values, mask = torch.randn(2, 5), torch.ones(2, 5, dtype=torch.int)
+    for mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
+        full = aggregate(values, mask, mode)
+        parts = [(values[i:i + 1], mask[i:i + 1]) for i in (0, 1)] + [(values[:1], torch.zeros_like(mask[:1]))] * 2
+        accumulated = sum(aggregate(v, m, mode, denominator=2 / 4) / 4 for v, m in parts)
+        assert accumulated.item() == pytest.approx(full.item())
+    assert aggregate(values, torch.zeros_like(mask), "token-mean", denominator=0.0).item() == 0.0  # no NaN
+
+
 def one_token_batch(logp_new: float, logp_old: float, advantage: float):
     """Logits over a 2-token vocabulary whose log-prob of token 1 is `logp_new` at position 1."""
     p = math.exp(logp_new)

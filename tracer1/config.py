@@ -205,16 +205,21 @@ class AlgorithmConfig(Section):
         1e-4, gt=0, description="peak learning rate of the RL stages (the tiny default's; 7-8B planners use ~1e-6)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     adam_betas: AdamBetas = Field((0.9, 0.999), description="AdamW's (β1, β2) in the RL stages")
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    warmup_steps: int = Field(
+        0, ge=0, description="linear warm-up, in RL steps (each is epochs_per_batch optimizer steps)")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="learning-rate schedule after warm-up")
     kl_coef: float = Field(
         0.001, ge=0, description="weight of the KL penalty to the reference policy (0 = no reference model)")
     kl_estimator: Literal["k1", "k2", "k3"] = Field(
         "k3", description="KL estimator (k3 = the low-variance one GRPO uses)")
-    clip_low: float = Field(0.2, gt=0, lt=1, description="PPO ratio clip below: ratio ≥ 1 − clip_low")
+    clip_low: float = Field(
+        0.2, gt=0, lt=1,
+        description="PPO ratio clip below: ratio ≥ 1 − clip_low (acts only with epochs_per_batch > 1; the first "
+                    "epoch's ratio is 1)")
     clip_high: float = Field(
-        0.28, gt=0, description="PPO ratio clip above: ratio ≤ 1 + clip_high (clip-higher when > clip_low)")
+        0.28, gt=0, description="PPO ratio clip above: ratio ≤ 1 + clip_high (clip-higher when > clip_low; acts "
+                                "only with epochs_per_batch > 1)")
     entropy_coef: float = Field(0.0, ge=0, description="entropy bonus weight")
     epochs_per_batch: int = Field(1, ge=1, description="optimisation passes over each batch of rollouts")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = Field(

@@ -50,7 +50,9 @@ class Completion:
     prompt_index: int               # which prompt of the batch it continues
     text: str                       # decoded completion, special tokens removed
     token_ids: list[int]            # generated token ids (no prompt, no padding)
-    logprobs: list[float]           # log p(token) under the sampling policy at temperature 1, one per token id
+    logprobs: list[float]           # log p(token) under the raw model (temperature 1), one per token id; the
+                                    # learner does not read them (it recomputes its old/ref log-probs at the
+                                    # rollout temperature, `tracer1.learner.worker`)
     finish_reason: str = "length"   # "stop" (EOS or a stop string) or "length"
     prompt_token_ids: list[int] = field(default_factory=list)
 

@@ -7,8 +7,9 @@ reference the vLLM engine is checked against.
 * prompts are tokenised by `tracer1.models.inputs` (the learner's tokenisation), left-padded, and generated in
   micro-batches of at most `max_batch_size` sequences; a prompt's n samples are n rows of the batch;
 * `Completion.logprobs` are log p(token) under the raw model: log_softmax of the logits *before* temperature,
-  top-p and the banned-token mask. That is what the learner's teacher-forced forward computes
-  (`completion_logprobs`), so GRPO's old-policy log-probs need no second forward pass;
+  top-p and the banned-token mask, what a teacher-forced forward computes (`completion_logprobs`). The learner
+  does not read them: GRPO's old-policy and reference log-probs are its own forward passes, at the rollout
+  temperature (`tracer1.learner.worker`);
 * banned tokens (image/video placeholders, unused embedding rows) are set to -inf before sampling;
 * a completion ends at EOS (kept in `token_ids`, dropped from `text`) or at a stop string (kept in the text; the
   token that completed it is the last token), else at `max_new_tokens` ("length");

@@ -37,9 +37,10 @@ Prompts and sampling
 Log-probs
     `logprobs_mode="raw_logprobs"` (vLLM's default, set explicitly): the log-softmax of the model's own logits,
     taken before temperature, top-p and the banned-token mask. That is the temperature-1 policy a teacher-forced
-    transformers forward computes (`tracer1.models.inputs.completion_logprobs`), so the learner's old-policy
-    log-probs can come straight from rollouts; tests/vllm_engine measures the gap (~1e-6 in float32). The
-    `processed_*` modes would report the sampling distribution (after temperature/top-p/masking) instead.
+    transformers forward computes (`tracer1.models.inputs.completion_logprobs`); tests/vllm_engine measures the
+    gap. The learner does not read them: its old-policy and reference log-probs are its own forward passes, at
+    the rollout temperature (`tracer1.learner.worker`). The `processed_*` modes would report the sampling
+    distribution (after temperature/top-p/masking) instead.
 
 Banned tokens
     By default what `PlannerBundle.banned_token_ids` bans: the vision placeholder tokens and embedding rows no

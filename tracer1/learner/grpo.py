@@ -13,6 +13,9 @@ clip-higher: `clip_high > clip_low` leaves more room to raise unlikely tokens th
     ρ_t = π_θ(y_t) / π_old(y_t)
     ℓ_t = max(−A_i ρ_t, −A_i clip(ρ_t, 1 − clip_low, 1 + clip_high)) + β · KL_t − c_H · H_t
 
+The clips act only when `algorithm.epochs_per_batch` > 1: in the first pass over fresh rollouts π_old = π_θ,
+so ρ = 1 and nothing is clipped; clip-higher shapes the later epochs over the same batch.
+
 KL_t is the per-token estimator of KL(π_θ ‖ π_ref) on the sampled token (δ = log π_ref − log π_θ):
 k1 = −δ, k2 = δ²/2, k3 = e^δ − δ − 1 (unbiased, always ≥ 0, GRPO's choice). H_t is the policy's entropy at
 t.
@@ -72,20 +75,25 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     raise ValueError(f"unknown KL estimator {estimator!r}; choose one of {', '.join(KL_ESTIMATORS)}")
 
 
+def _divide(total: torch.Tensor, count: float | torch.Tensor) -> torch.Tensor:
+    """total / count, and 0 for count 0 (nothing to average). A count below 1 is real — a step's plans shared by
+    more micro-batches — and is not floored: that would shrink the loss."""
+    count = torch.as_tensor(count, dtype=total.dtype, device=total.device)
+    return total / torch.where(count > 0, count, torch.ones_like(count))
+
+
 def aggregate(values: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
               denominator: float | torch.Tensor | None = None) -> torch.Tensor:
     """Reduce per-token `values` (B, L) over `mask` by `mode` (see the module docstring)."""
     mask = mask.to(values.dtype)
     if mode == "token-mean":
-        total = mask.sum() if denominator is None else denominator
-        return (values * mask).sum() / torch.as_tensor(total, dtype=values.dtype).clamp(min=1.0)
+        return _divide((values * mask).sum(), mask.sum() if denominator is None else denominator)
     per_plan = (values * mask).sum(dim=1)
     if mode == "seq-mean-token-mean":
         per_plan = per_plan / mask.sum(dim=1).clamp(min=1.0)
     elif mode != "seq-mean-token-sum":
         raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {', '.join(LOSS_AGGREGATIONS)}")
-    plans = (mask.sum(dim=1) > 0).sum() if denominator is None else denominator
-    return per_plan.sum() / torch.as_tensor(plans, dtype=values.dtype).clamp(min=1.0)
+    return _divide(per_plan.sum(), (mask.sum(dim=1) > 0).sum() if denominator is None else denominator)
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -99,7 +107,9 @@ def grpo_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], *, clip_l
               clip_high: float = 0.28, kl_coef: float = 0.0, kl_estimator: str = "k3", entropy_coef: float = 0.0,
               loss_agg: str = "token-mean", temperature: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO objective for one micro-batch → (loss, metrics). Without ``old_logprobs`` the batch is taken as
-    on-policy (ρ = 1, the first pass over fresh rollouts); ``ref_logprobs`` is needed when `kl_coef` > 0."""
+    on-policy (ρ = 1, the first pass over fresh rollouts); ``ref_logprobs`` is needed when `kl_coef` > 0.
+    The logits are divided by `temperature`: the batch's ``old_logprobs`` and ``ref_logprobs`` must be taken at
+    the same one (`LearnerWorker` does)."""
     if temperature != 1.0:
         logits = logits / temperature  # the policy that sampled the plans is softmax(logits / T)
     mask = batch["completion_mask"].float()

@@ -42,11 +42,20 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
 
 
 def deepspeed_config(learner_cfg, *, lr: float, weight_decay: float, dtype: str, accumulation: int,
-                     betas: tuple[float, float] = (0.9, 0.999)) -> dict:
-    """The DeepSpeed JSON config for a `LearnerConfig`. The optimizer is DeepSpeed's (torch AdamW on CPU)."""
+                     betas: tuple[float, float] = (0.9, 0.999), optimizer: str = "adamw") -> dict:
+    """The DeepSpeed JSON config for a `LearnerConfig`. The optimizer is DeepSpeed's AdamW (torch's on CPU), or
+    with `optimizer="sgd"` torch's plain SGD, whose step −lr·g lets tests compare gradients through the weights
+    (Adam's first step is about lr·sign(g), blind to a gradient's scale)."""
     zero: dict[str, Any] = {"stage": learner_cfg.zero_stage}
     if learner_cfg.offload_optimizer and learner_cfg.zero_stage >= 1:
         zero["offload_optimizer"] = {"device": "cpu"}
+    if optimizer == "adamw":
+        chosen = {"type": "AdamW", "params": {"lr": lr, "betas": list(betas), "weight_decay": weight_decay,
+                                              "torch_adam": True}}
+    elif optimizer == "sgd":
+        chosen = {"type": "SGD", "params": {"lr": lr, "weight_decay": weight_decay}}
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose adamw or sgd")
     return {
         "train_micro_batch_size_per_gpu": learner_cfg.micro_batch_size,
         "gradient_accumulation_steps": accumulation,
@@ -54,8 +63,8 @@ def deepspeed_config(learner_cfg, *, lr: float, weight_decay: float, dtype: str,
         "zero_optimization": zero,
         "bf16": {"enabled": dtype == "bfloat16"},
         "fp16": {"enabled": dtype == "float16"},
-        "optimizer": {"type": "AdamW", "params": {"lr": lr, "betas": list(betas), "weight_decay": weight_decay,
-                                                  "torch_adam": True}},
+        "optimizer": chosen,
+        "zero_allow_untested_optimizer": optimizer == "sgd",  # torch's SGD under ZeRO: DeepSpeed asks for consent
         "steps_per_print": 2**31 - 1,  # we log; DeepSpeed's own prints would interleave with progress bars
         "wall_clock_breakdown": False,
     }
@@ -70,7 +79,7 @@ class Learner:
     def __init__(self, model: torch.nn.Module, learner_cfg, *, lr: float, total_steps: int, weight_decay: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), warmup_steps: int = 0, lr_schedule: str = "constant",
                  dtype: str = "float32", accumulation: int | None = None, rank: int = 0, world_size: int = 1,
-                 master_addr: str = "127.0.0.1", master_port: int | None = None):
+                 master_addr: str = "127.0.0.1", master_port: int | None = None, optimizer: str = "adamw"):
         self.backend = init_process_group(rank, world_size, backend=learner_cfg.backend, master_addr=master_addr,
                                           master_port=master_port)
         import deepspeed  # noqa: PLC0415 — imported after init_process_group chose the accelerator
@@ -79,7 +88,7 @@ class Learner:
             model.gradient_checkpointing_enable()
         self.accumulation = accumulation or learner_cfg.grad_accum_steps
         config = deepspeed_config(learner_cfg, lr=lr, weight_decay=weight_decay, dtype=dtype,
-                                  accumulation=self.accumulation, betas=betas)
+                                  accumulation=self.accumulation, betas=betas, optimizer=optimizer)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=config,
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(
@@ -117,11 +126,12 @@ class Learner:
         return totals
 
     @torch.no_grad()
-    def logprobs(self, micro_batches: Sequence[Mapping[str, torch.Tensor]]) -> list[torch.Tensor]:
-        """Per-token log-probs (B, L) of each micro-batch under the current policy (`token_logprobs`: 0 on the
-        prompt columns before the completions; eval mode, no grad)."""
+    def logprobs(self, micro_batches: Sequence[Mapping[str, torch.Tensor]],
+                 temperature: float = 1.0) -> list[torch.Tensor]:
+        """Per-token log-probs (B, L) of each micro-batch under the current policy at `temperature`
+        (`token_logprobs`: 0 on the prompt columns before the completions; eval mode, no grad)."""
         self.engine.eval()
-        return [token_logprobs(self.engine, micro, self.device).cpu() for micro in micro_batches]
+        return [token_logprobs(self.engine, micro, self.device, temperature).cpu() for micro in micro_batches]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The policy's HF-named weights on CPU (what rollout engines load). Under ZeRO-3 the shards are gathered

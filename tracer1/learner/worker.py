@@ -4,6 +4,11 @@ policy for the KL term, and the GRPO update (the plain class inside each Ray lea
 A step takes the micro-batches of `tracer1.train.batch.training_batches`, adds the reference policy's log-probs
 (when `algorithm.kl_coef` > 0) and, for several epochs per batch, the log-probs before the first update as
 `old_logprobs`; with one epoch the update is on-policy and the ratio is exactly 1.
+
+All three log-probs — the current policy's in the loss, the old and the reference ones — are those of the policy
+that sampled the plans, softmax(logits / T) at T = `rollout.temperature`; greedy rollouts (T = 0) take them at
+T = 1. With one temperature for all three, a policy equal to the reference has KL 0 and the first epoch's ratio
+is 1 at any T.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from tracer1.seeding import rng_state, set_rng_state
 
 class LearnerWorker:
     def __init__(self, model_dir: str | Path, config, *, reference_dir: str | Path | None = None, rank: int = 0,
-                 world_size: int = 1, master_addr: str = "127.0.0.1", master_port: int | None = None):
+                 world_size: int = 1, master_addr: str = "127.0.0.1", master_port: int | None = None,
+                 optimizer: str = "adamw"):
         """`model_dir`: the policy to train; `reference_dir`: the frozen KL reference (default `model_dir`; a
-        resumed run trains from its checkpoint but keeps the stage's starting policy as the reference)."""
+        resumed run trains from its checkpoint but keeps the stage's starting policy as the reference);
+        `optimizer`: `Learner`'s ("sgd" lets tests compare gradients)."""
         self.config, self.model_dir, self.rank = config, str(model_dir), rank
         algorithm = config.algorithm
         torch.manual_seed(config.seed + rank)
@@ -34,12 +41,18 @@ class LearnerWorker:
         self.reference = None
         if algorithm.kl_coef > 0:
             self.reference = load_planner(reference_dir or model_dir, **load).model.eval().requires_grad_(False)
-        self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr, total_steps=algorithm.total_steps,
+        # The schedule counts optimizer steps and each RL step takes `epochs_per_batch` of them: scaled so the
+        # warm-up and the cosine span `warmup_steps` and `total_steps` RL steps.
+        epochs = algorithm.epochs_per_batch
+        self.learner = Learner(self.bundle.model, config.learner, lr=algorithm.lr,
+                               total_steps=algorithm.total_steps * epochs,
                                weight_decay=algorithm.weight_decay, betas=algorithm.adam_betas,
-                               warmup_steps=algorithm.warmup_steps,
+                               warmup_steps=algorithm.warmup_steps * epochs,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
-                               world_size=world_size, master_addr=master_addr, master_port=master_port)
-        self.objective = grpo_objective(algorithm, temperature=config.rollout.temperature or 1.0)
+                               world_size=world_size, master_addr=master_addr, master_port=master_port,
+                               optimizer=optimizer)
+        self.temperature = config.rollout.temperature or 1.0  # the log-probs' T (module docstring); 0 is greedy
+        self.objective = grpo_objective(algorithm, temperature=self.temperature)
 
     def accumulation_steps(self) -> int:
         """Micro-batches per optimizer step (what `training_batches` must produce)."""
@@ -48,7 +61,7 @@ class LearnerWorker:
     @torch.no_grad()
     def _reference_logprobs(self, micro_batches: Sequence[dict]) -> list[torch.Tensor]:
         device = next(self.reference.parameters()).device
-        return [token_logprobs(self.reference, m, device).cpu() for m in micro_batches]
+        return [token_logprobs(self.reference, m, device, self.temperature).cpu() for m in micro_batches]
 
     def step(self, micro_batches: Sequence[dict]) -> dict[str, float]:
         """One GRPO update (`algorithm.epochs_per_batch` optimizer steps over the same micro-batches)."""
@@ -58,7 +71,7 @@ class LearnerWorker:
                 m["ref_logprobs"] = ref
         epochs = self.config.algorithm.epochs_per_batch
         if epochs > 1:
-            for m, old in zip(batches, self.learner.logprobs(batches)):
+            for m, old in zip(batches, self.learner.logprobs(batches, self.temperature)):
                 m["old_logprobs"] = old
         metrics: dict[str, float] = {}
         for _ in range(epochs):

@@ -176,10 +176,13 @@ def completion_logits(model: Any, batch: dict[str, Any], device: Any = None) -> 
     return logits, {k: v[:, start:] if k in TOKEN_KEYS else v for k, v in batch.items()}
 
 
-def token_logprobs(model: Any, batch: dict[str, Any], device: Any = None) -> torch.Tensor:
-    """`sequence_logprobs` of the batch under `model`, (B, L), from `completion_logits`: 0 on the prompt columns
-    before the first completion, which no loss reads."""
+def token_logprobs(model: Any, batch: dict[str, Any], device: Any = None, temperature: float = 1.0) -> torch.Tensor:
+    """`sequence_logprobs` of the batch under `model` at `temperature` (of softmax(logits / T), the policy that
+    samples at T), (B, L), from `completion_logits`: 0 on the prompt columns before the first completion, which
+    no loss reads."""
     logits, window = completion_logits(model, batch, device)
+    if temperature != 1.0:
+        logits = logits / temperature
     logp = sequence_logprobs(logits, window["input_ids"])
     return torch.cat([logp.new_zeros(logp.shape[0], batch["input_ids"].shape[1] - logp.shape[1]), logp], dim=1)
 
