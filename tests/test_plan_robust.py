@@ -102,3 +102,80 @@ def test_the_problems_kept_are_capped_with_a_count_of_the_rest():
     assert parsed.problems[-1] == f"... and {n - MAX_PROBLEMS} more problems"
     assert parsed.steps == (Step("wait"),) and not parsed.ok
     assert problem_kind(parsed.problems[-1]) == "... and N more problems"
+
+
+# --- generated bad output: nothing raises, every Step is valid, rewards stay finite ------------------------
+
+from hypothesis import given, settings  # noqa: E402
+
+from plan_strategies import bad_lines, bad_outputs  # noqa: E402
+from tracer1.config import RewardConfig  # noqa: E402
+from tracer1.rewards import GroundingLabel, grounded_reward, score_plan  # noqa: E402
+
+CFG = RewardConfig()
+REFERENCE = (Step("click", target="OK", point=(500, 500)), Step("type", text="hi"), Step("finish", status="success"))
+LABEL = GroundingLabel(action="click", box=(400, 400, 600, 600))
+
+
+@settings(max_examples=400, deadline=None)
+@given(bad_outputs)
+def test_bad_outputs_parse_and_score_without_raising(text):
+    parsed = parse_plan(text)
+    assert len(parsed.problems) <= MAX_PROBLEMS + 1 and (parsed.steps or parsed.problems)
+    for step in parsed.steps:
+        assert_valid(step)
+    reward = score_plan(text, REFERENCE, CFG, 5).reward
+    assert math.isfinite(reward)
+    executed = parsed.steps[0] if parsed.steps else None
+    assert math.isfinite(grounded_reward(text, executed, LABEL, CFG))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bad_lines())
+def test_bad_lines_read_as_steps_without_raising(line):
+    step, _, problems = parse_step(line)
+    assert_valid(step)
+    assert all(isinstance(p, str) for p in problems)
+    for strict in (True, False):
+        assert_valid(as_step(line, [], strict=strict))
+
+
+# --- linear time: each pathological class at 1 MB costs about 4x its 250 KB version, not 16x ---------------
+
+import time  # noqa: E402
+
+from tracer1.plan import grammar  # noqa: E402
+
+PATHOLOGICAL = {
+    "distinct arguments": lambda n: '<plan>\n1. call(tool="t", ' + ", ".join(f"a{i}={i}" for i in range(n // 12)) + ")",
+    "repeated arguments": lambda n: '<plan>\n1. call(tool="t", ' + "a=1, " * (n // 5) + ")",
+    "junk lines": lambda n: "<plan>\n" + "a\n" * (n // 2),
+    "blank lines": lambda n: "<plan>\n" + " \n" * (n // 2),
+    "prose lines": lambda n: "".join(f"x{i}\n" for i in range(n // 7)),
+    "unclosed quote": lambda n: '<plan>\n1. type(text="' + "\\" * n,
+    "quotes": lambda n: "<plan>\n1. type(text=" + '"' * n,
+    "escapes": lambda n: '<plan>\n1. type(text="' + 'a\\" ' * (n // 4) + '")',
+    "digit run": lambda n: "<plan>\n" + "9" * n,
+    "digit point": lambda n: "<plan>\n1. click(point=(" + "9" * n,
+    "digit argument": lambda n: '<plan>\n1. call(tool="t", n=' + "9" * n + ")",
+    "parentheses": lambda n: "<plan>\n1. click(" + "(" * n,
+    "long name": lambda n: "<plan>\n1. " + "a" * n + "(",
+    "think tags": lambda n: "<think>" * (n // 7),
+}
+
+
+def best_time(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        grammar._read_line.cache_clear()
+        start = time.perf_counter()
+        parse_plan(text)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("name", PATHOLOGICAL)
+def test_pathological_inputs_parse_in_linear_time(name):
+    make = PATHOLOGICAL[name]
+    small, big = best_time(make(250_000)), best_time(make(1_000_000))
+    assert big < 8 * small + 0.005, f"{name}: {small * 1e3:.1f} ms at 250 KB, {big * 1e3:.1f} ms at 1 MB"

@@ -29,16 +29,18 @@ from tracer1.plan.steps import ACTIONS, GRID, ArgValue, Point, Step, field_probl
 MAX_STEPS = 256  # bounds the work on runaway outputs; far above any useful horizon
 _MAX_QUOTE = 60  # characters of a bad line quoted back in a problem
 MAX_PROBLEMS = 50  # problems kept per plan (and per line); one last entry counts the rest
+MAX_ARGS = 64  # arguments read per step; a longer call is junk, refused without reading the rest
 MAX_DIGITS = 100  # a longer number is junk, and int() refuses past 4,300 digits
 _CACHE_LINE = 4096  # longer lines are read without the cache, so that it never holds huge strings
 
 # "3. click(" / "3) click(" / "- click(" / "click(" at the start of a line
-_STEP_HEAD = re.compile(r"\s*(?:(\d+)\s*[.):]|[-*])?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
+_STEP_HEAD = re.compile(r"\s*(?:(\d++)\s*[.):]|[-*])?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_NUMBER = r"-?\d++(?:\.\d++)?+(?:[eE][+-]?\d++)?+"  # possessive: a long digit run is never re-scanned
 _ARG = re.compile(
     r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"
-    r'"([^"\\]*(?:\\.[^"\\]*)*)"'                                # 2: "double-quoted" (unrolled: fast)
-    r"|'([^'\\]*(?:\\.[^'\\]*)*)'"                               # 3: 'single-quoted'
+    # unrolled and possessive: an unclosed string fails at its end without backtracking through it
+    r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"'                             # 2: "double-quoted"
+    r"|'([^'\\]*+(?:\\.[^'\\]*+)*+)'"                            # 3: 'single-quoted'
     rf"|[(\[]\s*({_NUMBER})\s*,\s*({_NUMBER})\s*[)\]]"           # 4,5: (x, y) or [x, y]
     rf"|({_NUMBER})"                                             # 6: number
     r"|(true|false|True|False)"                                  # 7: boolean
@@ -46,7 +48,7 @@ _ARG = re.compile(
 )
 _CLOSE = re.compile(r"\s*\)")
 _ESCAPE = re.compile(r"\\(.)")
-_UNESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_UNESCAPES = (("\\\"", "\""), ("\\'", "'"), ("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"))  # any other \X is X
 
 
 @dataclass
@@ -110,13 +112,25 @@ def _clip(text: str) -> str:
 def _unescape(body: str) -> str:
     if "\\" not in body:
         return body
-    return _ESCAPE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(1)), body)
+    # Split at escaped backslashes (paired left to right, as the string was read), so each backslash left in a
+    # piece escapes the next character; then no callback per escape (long strings of escapes stay fast).
+    pieces = body.split("\\\\")
+    for i, piece in enumerate(pieces):
+        if "\\" in piece:
+            for escaped, char in _UNESCAPES:
+                piece = piece.replace(escaped, char)
+            pieces[i] = _ESCAPE.sub(r"\1", piece) if "\\" in piece else piece
+    return "\\".join(pieces)
 
 
 class _Problems(list):
     """A problem list that keeps the first `MAX_PROBLEMS` and counts the rest, so junk cannot fill memory."""
 
     dropped = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= MAX_PROBLEMS
 
     def append(self, problem: str) -> None:
         if len(self) < MAX_PROBLEMS:
@@ -213,7 +227,11 @@ def _read_any(line: str) -> _Line | None:
     try:
         return _read_line(line) if len(line) <= _CACHE_LINE else _read_line.__wrapped__(line)
     except Exception as exc:  # noqa: BLE001 — a bug here must cost one line, never the whole parse
-        return _Line(None, True, None, "", (f"could not read this line ({type(exc).__name__}: {_clip(str(exc))})",))
+        return _failed_line(exc)
+
+
+def _failed_line(exc: Exception) -> _Line:
+    return _Line(None, True, None, "", (f"could not read this line ({type(exc).__name__}: {_clip(str(exc))})",))
 
 
 @lru_cache(maxsize=1 << 14)  # the G samples of a GRPO group repeat most lines; results are immutable
@@ -237,7 +255,12 @@ def _read_call(line: str, head: re.Match, problems: list[str]) -> tuple[Step | N
     arg_names: set[str] = set()  # a set, not a scan of `args`: a line with many arguments stays linear
     pos = head.end()
     close = _CLOSE.match(line, pos)
+    read = 0
     while close is None:
+        read += 1
+        if read > MAX_ARGS:
+            problems.append(f"more than {MAX_ARGS} arguments; cannot read the step")
+            return None, ""
         m = _ARG.match(line, pos)
         if m is None:
             problems.append(f"cannot read the arguments at {_clip(line[pos:])!r}")
@@ -318,6 +341,31 @@ def parse_plan(text) -> ParsedPlan:
         return ParsedPlan(problems=[f"could not read the output ({type(exc).__name__}: {_clip(str(exc))})"])
 
 
+# `_STEP_HEAD` at the start of a line of a multi-line text (no match spans a newline), and a plan's end
+# (possessive: nothing is re-scanned, which keeps these searches fast)
+_LINE_HEAD = r"^[^\S\n]*+(?:\d++[^\S\n]*+[.):]|[-*])?+[^\S\n]*+"
+_ANY_HEAD = re.compile(_LINE_HEAD + r"[A-Za-z_][A-Za-z0-9_]*+[^\S\n]*+\(", re.M)
+_KNOWN_HEAD = re.compile(_LINE_HEAD + rf"(?i:{'|'.join(ACTIONS)})[^\S\n]*+\(|^[^\S\n]*+</plan>", re.M)
+_NONBLANK_LINE = re.compile(r"^[^\S\n]*+\S", re.M)
+_SPACE = re.compile(r"\s*+")
+
+
+def _skip_junk(region: str, pos: int, in_block: bool, problems: _Problems) -> int:
+    """Where the next line that `_parse_plan` must read starts (past the end: none), from line start `pos`.
+
+    Out of a block only known steps and a closing tag matter; in one, with the problems full, any step-like
+    line or `</plan>`, and the lines skipped are counted as dropped "not a step" problems. Searching with a
+    regex instead of a Python loop per line keeps megabytes of one-character junk lines fast."""
+    head = (_ANY_HEAD if in_block else _KNOWN_HEAD).search(region, pos)
+    target = head.start() if head is not None else len(region) + 1
+    if in_block:
+        close = region.find("</plan>", pos, target)
+        if close >= 0:
+            target = max(pos, region.rfind("\n", pos, close) + 1)
+        problems.dropped += _NONBLANK_LINE.subn("", region[pos:target])[1]
+    return target
+
+
 def _parse_plan(text: str) -> ParsedPlan:
     problems = _Problems()
     think, search_from = _split_think(text, problems)
@@ -331,18 +379,33 @@ def _parse_plan(text: str) -> ParsedPlan:
     steps: list[Step] = []
     closed = False
     number = 0  # step lines seen, readable or not
-    for raw in region.split("\n"):
-        line = raw.strip()
+    pos, end = 0, len(region)
+    while pos <= end:
+        if not in_block or problems.full:  # what is left to do with junk lines is to count them: skip to a head
+            pos = _skip_junk(region, pos, in_block, problems)
+            if pos > end:
+                break
+        pos = _SPACE.match(region, pos).end()  # blank lines, even a million, in one step
+        stop = region.find("\n", pos)
+        stop = end if stop < 0 else stop
+        line = region[pos:stop].strip()
+        pos = stop + 1
         if not line:
             continue
         if line.startswith("</plan>"):
             closed = True
             break
-        read = _read_any(line)
+        try:  # `_read_any` inlined: this loop runs once per line of what may be megabytes of junk
+            read = _read_line(line) if len(line) <= _CACHE_LINE else _read_line.__wrapped__(line)
+        except Exception as exc:  # noqa: BLE001
+            read = _failed_line(exc)
         if read is None or (not in_block and not read.known):
             if in_block:  # outside a block, prose around the steps is expected
-                before, _, _ = line.partition("</plan>")
-                problems.append(f"step {number + 1}: not a step: {_clip(before)!r}")
+                if problems.full:  # junk lines can be millions: count them without writing the message
+                    problems.dropped += 1
+                else:
+                    before, _, _ = line.partition("</plan>")
+                    problems.append(f"step {number + 1}: not a step: {_clip(before)!r}")
                 if "</plan>" in line:
                     closed = True
                     break
