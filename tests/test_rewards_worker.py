@@ -98,3 +98,13 @@ def test_a_failure_value_above_the_unparseable_score_is_refused():
         RewardConfig(failure_value=0.0)
     assert RewardConfig().failure_value <= RewardConfig().unparseable
     RewardConfig(unparseable=-2.0, failure_value=-2.0)  # equal is allowed
+
+
+def test_a_scoring_child_whose_parent_is_gone_exits_quietly(capfd):
+    worker = RewardWorker(RewardConfig(), horizon=10, stage=1)
+    worker.score([RewardItem("a", PERFECT, REFERENCE)])  # the child is up and waiting for the next items
+    child = worker._process
+    worker._send.close()  # what the child sees when a killed reward actor's end of the pipe closes
+    assert child.wait(timeout=30) == 0
+    worker._kill()
+    assert "Traceback" not in capfd.readouterr().err

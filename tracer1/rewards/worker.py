@@ -77,8 +77,16 @@ def _resolve(scorer: str) -> Callable:
 
 def _child(read_fd: int, write_fd: int) -> None:
     """The scoring process (`python -m tracer1.rewards.worker READ_FD WRITE_FD`): receives (scorer, cfg, horizon,
-    stage) once, then lists of items; answers (reward, error, seconds) per item as each is done."""
+    stage) once, then lists of items; answers (reward, error, seconds) per item as each is done. Exits quietly
+    when the parent is gone (its pipe closed: the reward actor was killed), with no traceback in the run's output."""
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    try:
+        _serve(inbox, outbox)
+    except (EOFError, OSError):  # the parent's end closed: nobody is left to answer
+        pass
+
+
+def _serve(inbox: Connection, outbox: Connection) -> None:
     scorer, cfg, horizon, stage = inbox.recv()
     score = _resolve(scorer)
     outbox.send("ready")
