@@ -362,8 +362,20 @@ def _skip_junk(region: str, pos: int, in_block: bool, problems: _Problems) -> in
         close = region.find("</plan>", pos, target)
         if close >= 0:
             target = max(pos, region.rfind("\n", pos, close) + 1)
-        problems.dropped += _NONBLANK_LINE.subn("", region[pos:target])[1]
+        problems.dropped += _count_lines(region, pos, target)
     return target
+
+
+def _count_lines(text: str, pos: int, end: int, chunk: int = 1 << 16) -> int:
+    """The non-blank lines in text[pos:end] (`pos` at a line start), counted a chunk of lines at a time so the
+    regex's list of matches stays small."""
+    count = 0
+    while pos < end:
+        stop = text.find("\n", min(pos + chunk, end), end)
+        stop = end if stop < 0 else stop + 1
+        count += _NONBLANK_LINE.subn("", text[pos:stop])[1]
+        pos = stop
+    return count
 
 
 def _parse_plan(text: str) -> ParsedPlan:
