@@ -104,7 +104,8 @@ def random_output(rng: random.Random) -> tuple[str, str]:
         cut = rng.randint(0, len(text))
         text = text[:cut] + rng.choice(FRAGMENTS + [bad_line(rng)]) + text[cut + rng.randint(0, 5):]
     else:
-        text = "".join(chr(rng.choice([rng.randint(32, 126), rng.randint(0, 0x2FFF)])) for _ in range(rng.randint(0, 200)))
+        chars = [rng.choice([rng.randint(32, 126), rng.randint(0, 0x2FFF)]) for _ in range(rng.randint(0, 200))]
+        text = "".join(map(chr, chars))
     return kind, text
 
 
@@ -214,7 +215,8 @@ def main(n: int = N_STRINGS) -> dict:
         r = f[key]
         print(f"  slowest input, {name}: {r['seconds'] * 1e3:.1f} ms ({r['seconds_again'] * 1e3:.1f} ms timed again), "
               f"{r['chars']:,} chars ({r['kind']})")
-    print(f"  {'pathological input':<22} {'parse 250K':>10} {'500K':>8} {'1M':>8} {'rewards 1M':>11} {'mem B/B 1M':>11}")
+    print(f"  {'pathological input':<22} {'parse 250K':>10} {'500K':>8} {'1M':>8} {'rewards 1M':>11} "
+          f"{'mem B/B 1M':>11}")
     for name, rows in s.items():
         print(f"  {name:<22} " + " ".join(f"{r['parse_s'] * 1e3:>{w}.1f}" for r, w in zip(rows, (8, 8, 8)))
               + f" ms {rows[-1]['rewards_s'] * 1e3:>8.1f} ms {rows[-1]['peak_bytes_per_byte']:>10.2f}")

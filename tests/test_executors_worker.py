@@ -111,8 +111,13 @@ def test_one_bad_completion_or_sample_fails_alone(sound_screen, monkeypatch):
     import tracer1.executors.worker as worker_module  # noqa: PLC0415
 
     real_parse = worker_module.parse_plan
-    monkeypatch.setattr(worker_module, "parse_plan",
-                        lambda text: (_ for _ in ()).throw(OverflowError("bad")) if text == "RAISE" else real_parse(text))
+
+    def parse(text):
+        if text == "RAISE":
+            raise OverflowError("bad")
+        return real_parse(text)
+
+    monkeypatch.setattr(worker_module, "parse_plan", parse)
     worker = ExecutorWorker(ExecutorConfig(kind="a11y"))
     real_execute = worker.executor.execute
 
