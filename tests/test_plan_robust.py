@@ -179,3 +179,14 @@ def test_pathological_inputs_parse_in_linear_time(name):
     make = PATHOLOGICAL[name]
     small, big = best_time(make(250_000)), best_time(make(1_000_000))
     assert big < 8 * small + 0.02, f"{name}: {small * 1e3:.1f} ms at 250 KB, {big * 1e3:.1f} ms at 1 MB"
+
+
+def test_one_line_keeps_at_most_max_problems_too():
+    line = 'call(tool="t", ' + ", ".join(["a=1"] * 60) + ")"  # 59 repeats, each a problem
+    parsed = parse_plan(f"<plan>\n1. {line}\n</plan>")
+    assert len(parsed.problems) == MAX_PROBLEMS + 1
+    assert parsed.problems[-1] == f"... and {59 - MAX_PROBLEMS} more problems"  # counted once, at the plan's end
+    assert parsed.steps == (Step("call", tool="t", args=(("a", 1),)),)
+    step, _, problems = parse_step(line)
+    assert step == parsed.steps[0] and len(problems) == MAX_PROBLEMS + 1
+    assert problems[-1] == f"... and {59 - MAX_PROBLEMS} more problems"

@@ -185,7 +185,8 @@ class _Line(NamedTuple):
     known: bool                  # the action name is in the vocabulary
     step: Step | None            # None when the call cannot be read
     rest: str                    # text after the closing parenthesis
-    problems: tuple[str, ...]
+    problems: tuple[str, ...]    # the first MAX_PROBLEMS
+    dropped: int = 0             # problems beyond those
 
 
 def parse_step(line: str, where: str = "step") -> tuple[Step | None, str, list[str]]:
@@ -197,7 +198,8 @@ def parse_step(line: str, where: str = "step") -> tuple[Step | None, str, list[s
     read = _read_any(line)
     if read is None:
         return None, line, [f"{where}: not a step: {_clip(line)!r}"]
-    return read.step, read.rest, [f"{where}: {p}" for p in read.problems]
+    more = [f"... and {read.dropped} more problems"] if read.dropped else []
+    return read.step, read.rest, [f"{where}: {p}" for p in read.problems] + more
 
 
 def as_step(value: object, problems: list[str], *, where: str = "step", strict: bool = True) -> Step | None:
@@ -241,7 +243,7 @@ def _read_line(line: str) -> _Line | None:
         return None
     problems = _Problems()
     step, rest = _read_call(line, head, problems)
-    return _Line(head.group(1), head.group(2).lower() in ACTIONS, step, rest, tuple(problems.final()))
+    return _Line(head.group(1), head.group(2).lower() in ACTIONS, step, rest, tuple(problems), problems.dropped)
 
 
 def _read_call(line: str, head: re.Match, problems: list[str]) -> tuple[Step | None, str]:
@@ -430,6 +432,7 @@ def _parse_plan(text: str) -> ParsedPlan:
         if read.number is None or read.number.lstrip("0") != str(number):  # no int(): it may have 5,000 digits
             problems.append(f"{where}: steps should be numbered 1., 2., ... in order")
         problems.extend(f"{where}: {p}" for p in read.problems)
+        problems.dropped += read.dropped
         if read.step is not None:
             steps.append(read.step)
         rest = read.rest.strip()
