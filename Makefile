@@ -109,6 +109,7 @@ test-local: $(STAMP) system-deps
 
 bench: $(STAMP) $(VLLM_STAMP) $(BENCH_STAMP)
 	$(PY) bench/rewards_throughput.py
+	$(PY) bench/parser_fuzz.py
 	$(PY) bench/data_throughput.py
 	$(PY) bench/engines_throughput.py
 	$(PY) bench/step_time.py

@@ -40,3 +40,48 @@ steps = st.one_of(
     tool_calls(),
 )
 plans = st.lists(steps, min_size=1, max_size=10).map(tuple)
+
+
+# --- bad model output (issue 17): what once made the parser raise or slow down ---------------------------
+
+extreme_numbers = st.one_of(
+    st.from_regex(r"-?[0-9]{1,3}(\.[0-9]{1,3})?[eE][+-]?[0-9]{3,5}", fullmatch=True),  # 1e309, -5.5E-400
+    st.integers(90, 6000).map(lambda n: "9" * n),                                      # past MAX_DIGITS, 4300
+    st.integers(90, 6000).map(lambda n: "0." + "1" * n),
+    st.sampled_from(["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "INF", "1e309", "-1e309", "1e999",
+                     "0x10", "1_000", "+5", ".5", "5.", "1e", "--1"]),
+    st.floats().map(repr),                                                            # includes nan, inf
+    st.integers().map(str),
+)
+_actions = st.sampled_from(["click", "long_press", "type", "scroll", "press", "call", "wait", "answer", "x"])
+_fields = st.sampled_from(["point", "target", "text", "direction", "key", "tool", "n", "box"])
+
+
+@st.composite
+def bad_lines(draw):
+    """One step-like line with extreme numbers (as a point, an [x, y] pair, an argument or the step number),
+    nan/inf spellings, many arguments, or long runs of quotes, backslashes, parentheses and digits."""
+    number = draw(st.one_of(st.integers(1, 3).map(str), extreme_numbers))
+    n = draw(extreme_numbers)
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        body = f"point=({n}, {draw(extreme_numbers)})"
+    elif kind == 1:
+        body = f'tool="t", {draw(_fields)}=[{n}, {draw(extreme_numbers)}]'
+    elif kind == 2:
+        body = f"{draw(_fields)}={n}"
+    elif kind == 3:  # many arguments, some repeated
+        names = draw(st.lists(st.sampled_from(["a", "b", "c"]) | st.integers(0, 10**4).map("a{}".format),
+                              min_size=50, max_size=400))
+        body = 'tool="t", ' + ", ".join(f"{name}={i}" for i, name in enumerate(names))
+    elif kind == 4:  # long runs of one troublesome character
+        body = draw(st.sampled_from(['text="', "text='", "text=", "point=("])) + \
+            draw(st.sampled_from(['"', "\\", "(", "9", "'", "\\\"", "e"])) * draw(st.integers(100, 20_000))
+    else:
+        body = draw(st.text(max_size=40))
+    return f"{number}. {draw(_actions)}({body}{draw(st.sampled_from([')', '', ')) ', '</plan>']))}"
+
+
+bad_outputs = st.builds(
+    lambda lines, block, closed: ("<plan>\n" if block else "") + "\n".join(lines) + ("\n</plan>" if closed else ""),
+    st.lists(bad_lines(), min_size=1, max_size=5), st.booleans(), st.booleans())

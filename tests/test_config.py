@@ -42,7 +42,7 @@ def test_reward_defaults_are_the_documented_constants():
     assert reward.normalize and reward.format_penalty == 0.5 and reward.unparseable == -1.0
     assert (reward.point_radius, reward.box_margin, reward.text_match) == (0.14, 0.0, "f1")
     assert (reward.text_threshold, reward.repeat_radius, reward.deadline_s) == (0.5, 20, 30.0)
-    assert (reward.failure_value, reward.num_actors) == (0.0, 1)
+    assert (reward.failure_value, reward.num_actors) == (-1.0, 1)
 
 
 def test_every_field_has_a_one_line_description():

@@ -18,7 +18,7 @@ from tracer1.eval.benchmarks import (
     score_benchmark,
 )
 from tracer1.eval.benchmarks.__main__ import main
-from tracer1.plan import Step
+from tracer1.plan import Step, step_problems
 from tracer1.rewards import GroundingLabel
 
 BOX = (100, 100, 200, 200)
@@ -310,3 +310,19 @@ def test_command_line_on_a_raw_androidcontrol_episode(tmp_path, capsys):
     preds.write_text(json.dumps({"sample_id": "androidcontrol/ep2/0", "step": "wait()"}) + "\n")
     assert main(["--benchmark", "androidcontrol", "--predictions", str(preds), "--data", str(raw)]) == 1
     assert "preds.jsonl: line 1: sample_id 'androidcontrol/ep2/0' is not in the data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field", ["plan", "step", "executed"])
+def test_an_unreadable_prediction_is_a_problem_never_an_exception(field, monkeypatch):
+    from tracer1.eval.benchmarks import common  # noqa: PLC0415
+
+    for text in ("<plan>\n1. click(point=(1e309, 5))\n</plan>", "click(point=(1e309, 5))",
+                 'call(tool="t", n=' + "9" * 5000 + ")"):
+        step, problems = common.Prediction("s", **{field: text}).first_step()
+        assert problems and (step is None or step_problems(step) == [])  # read with problems, or not at all
+    # and whatever goes wrong while reading it (here: a bug) is listed too
+    boom = lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("a reader bug"))  # noqa: E731
+    monkeypatch.setattr(common, "parse_plan", boom)
+    monkeypatch.setattr(common, "as_step", boom)
+    step, problems = common.Prediction("s", **{field: 'click(target="OK")'}).first_step()
+    assert step is None and problems == ["could not read the prediction (RuntimeError: a reader bug)"]

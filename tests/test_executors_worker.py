@@ -103,3 +103,33 @@ def test_online_stage_2_grounds_with_the_same_model_in_the_live_world(grounder_d
         assert not feedback.executed and feedback.problems == ("nothing on screen at (595, 714)",)
     finally:
         live.close()
+
+
+def test_one_bad_completion_or_sample_fails_alone(sound_screen, monkeypatch):
+    """A plan whose reading raises, a sample whose observation cannot be built and a step the executor raises on
+    each get no executed step; the other plans of the batch are still executed."""
+    import tracer1.executors.worker as worker_module  # noqa: PLC0415
+
+    real_parse = worker_module.parse_plan
+
+    def parse(text):
+        if text == "RAISE":
+            raise OverflowError("bad")
+        return real_parse(text)
+
+    monkeypatch.setattr(worker_module, "parse_plan", parse)
+    worker = ExecutorWorker(ExecutorConfig(kind="a11y"))
+    real_execute = worker.executor.execute
+
+    def execute(step, observation):
+        if step.target == "BOOM":
+            raise RuntimeError("executor bug")
+        return real_execute(step, observation)
+
+    monkeypatch.setattr(worker.executor, "execute", execute)
+    plan = "<plan>\n" + "1. " + format_step(Step("click", target="Sound")) + "\n</plan>"
+    boom = "<plan>\n1. click(target=\"BOOM\")\n</plan>"
+    out = worker.first_steps([(plan, sound_screen), ("RAISE", sound_screen), (plan, object()), (boom, sound_screen),
+                              (plan, sound_screen)])
+    assert out[1] == out[2] == out[3] == (None, None)
+    assert out[0] == out[4] == worker.first_steps([(plan, sound_screen)])[0] and out[0][0] is not None

@@ -55,11 +55,11 @@ def test_stage_2_online_scores_the_live_feedback_and_falls_back_to_the_label():
 
 
 def test_hung_raising_and_dying_items_fail_alone():
-    cfg = RewardConfig(deadline_s=1.0, failure_value=-0.5)
+    cfg = RewardConfig(deadline_s=1.0, failure_value=-1.5)
     plans = ["ab", "HANG", "abc", "BOOM", "abcd", "DIE", "abcde"]
     with RewardWorker(cfg, horizon=10, stage=1, scorer="reward_scorers:misbehaving") as worker:
         scored = worker.score([RewardItem(f"plan {i}", p) for i, p in enumerate(plans)])
-    assert [s.reward for s in scored] == [2.0, -0.5, 3.0, -0.5, 4.0, -0.5, 5.0]
+    assert [s.reward for s in scored] == [2.0, -1.5, 3.0, -1.5, 4.0, -1.5, 5.0]
     assert "1 s deadline" in scored[1].error
     assert scored[3].error.startswith("ZeroDivisionError: division by zero (at ")
     assert scored[5].error == "the scoring process died"
@@ -76,3 +76,35 @@ def test_a_scorer_that_cannot_load_is_named():
     with pytest.raises(RuntimeError, match="'no_such_module:score' did not start"):
         worker.score([RewardItem("a", PERFECT, REFERENCE)])
     worker.close()
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_a_failed_or_hung_item_never_scores_above_an_unparseable_plan(stage):
+    # even with a failure value above the unparseable score (one that skipped validation), failing the scorer
+    # must not pay better than writing junk: that would be a reward to hack
+    cfg = RewardConfig(deadline_s=1.0).model_copy(update={"failure_value": 0.5})
+    label = GroundingLabel(action="click", box=(0, 100, 1000, 200))
+    items = [RewardItem(name, plan, REFERENCE, label=label, executed=None)
+             for name, plan in [("junk", "no plan at all"), ("boom", "BOOM"), ("hang", "HANG")]]
+    with RewardWorker(cfg, horizon=10, stage=stage, scorer="reward_scorers:failing_or_real") as worker:
+        junk, boom, hang = worker.score(items)
+    assert junk.error is None and junk.reward == cfg.unparseable
+    assert "RuntimeError: a scorer bug" in boom.error and "deadline" in hang.error
+    assert boom.reward <= junk.reward and hang.reward <= junk.reward
+
+
+def test_a_failure_value_above_the_unparseable_score_is_refused():
+    with pytest.raises(ValueError, match="failure_value"):
+        RewardConfig(failure_value=0.0)
+    assert RewardConfig().failure_value <= RewardConfig().unparseable
+    RewardConfig(unparseable=-2.0, failure_value=-2.0)  # equal is allowed
+
+
+def test_a_scoring_child_whose_parent_is_gone_exits_quietly(capfd):
+    worker = RewardWorker(RewardConfig(), horizon=10, stage=1)
+    worker.score([RewardItem("a", PERFECT, REFERENCE)])  # the child is up and waiting for the next items
+    child = worker._process
+    worker._send.close()  # what the child sees when a killed reward actor's end of the pipe closes
+    assert child.wait(timeout=30) == 0
+    worker._kill()
+    assert "Traceback" not in capfd.readouterr().err

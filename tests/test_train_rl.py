@@ -48,6 +48,7 @@ def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
         assert [m["step"] for m in steps] == [1, 2, 3]
         assert all(m[f"stage1/time/{part}"] >= m[f"stage1/busy/{part}"] >= 0 for m in steps for part in PARTS)
         assert all(m["stage1/weights_lag"] == 0 and m["stage1/retried_calls"] == 0 for m in steps)
+        assert all(m["stage1/reward_failures"] == m["stage1/executor_fallbacks"] == 0 for m in steps)
         assert [m["step"] for m in metrics_of(s1) if "stage1/eval/reward" in m] == [2, 3]  # every 2 steps + the end
         assert any("stage1/grad_norm" in m for m in steps)  # at least one group had a reward spread
         warm = [p for p in cache_dir_of(out).iterdir() if p.name.startswith("sft-")]  # warm start cached, with
@@ -63,6 +64,8 @@ def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
         assert report["planner"] == str(s1 / "checkpoints" / "final")
         assert report["after"]["first_step_grounded"] is not None
         assert [m["step"] for m in metrics_of(s2) if "stage2/reward_mean" in m] == [1, 2]
+        # every built-in sample is restored live, so none falls back to offline scoring
+        assert [m["stage2/executor_fallbacks"] for m in metrics_of(s2) if "stage2/reward_mean" in m] == [0, 0]
         bundle = load_planner(s2 / "checkpoints" / "final")
         assert bundle.is_vision and bundle.processor is not None
     finally:

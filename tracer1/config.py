@@ -192,8 +192,16 @@ class RewardConfig(Section):
                                        "point in the repetition test")
     deadline_s: float = Field(30.0, gt=0, description="per-item deadline in reward actors")
     failure_value: float = Field(
-        0.0, description="reward of an item whose scoring failed or timed out (also logged)")
+        -1.0, description="reward of an item whose scoring failed or timed out (also logged); at most "
+                          "`unparseable`, so failing the scorer never pays better than junk")
     num_actors: int = Field(1, ge=1, description="reward actors")
+
+    @model_validator(mode="after")
+    def _failure_not_above_unparseable(self) -> RewardConfig:
+        if self.failure_value > self.unparseable:
+            raise ValueError(f"failure_value ({self.failure_value:g}) is above unparseable ({self.unparseable:g}): "
+                             "a plan that makes the scorer fail would score better than an unreadable one")
+        return self
 
 
 Beta = Annotated[float, Field(ge=0, lt=1)]

@@ -10,10 +10,13 @@ run's `model.dtype`, which is also what `--plan` (tracer1.placement) sizes the e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from tracer1.executors.base import make_executor, observation_from_sample
 from tracer1.plan import Step, parse_plan
+
+log = logging.getLogger(__name__)
 
 
 def grounding_engine(executor_cfg, *, dtype: str = "float32", seed: int = 0):
@@ -46,15 +49,34 @@ class ExecutorWorker:
 
     def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[tuple[Step | None, str | None]]:
         """(grounded first step, result) of each (plan text, planning sample): the plan's first step executed on
-        the sample's observation (one batch: a VLM executor asks its model once per distinct step and screen)."""
-        firsts = [parse_plan(plan).steps[:1] for plan, _ in pairs]
-        todo = [i for i, first in enumerate(firsts) if first]
-        executions = self.executor.execute_many([firsts[i][0] for i in todo],
-                                                [observation_from_sample(pairs[i][1]) for i in todo])
+        the sample's observation (one batch: a VLM executor asks its model once per distinct step and screen).
+        A plan, sample or step that raises gets (None, None), logged with the error; the others go on."""
+        todo, steps, observations = [], [], []
+        for i, (plan, sample) in enumerate(pairs):
+            try:
+                first = parse_plan(plan).steps[:1]
+                if first:
+                    observations.append(observation_from_sample(sample))
+                    steps.append(first[0])
+                    todo.append(i)
+            except Exception as exc:  # noqa: BLE001 — one bad completion must not fail the batch
+                log.warning("plan %d of %d: no executed step (%s: %s)", i, len(pairs), type(exc).__name__, exc)
+        try:
+            executions = self.executor.execute_many(steps, observations)
+        except Exception:  # noqa: BLE001 — find the step that raised: one at a time, each failing alone
+            executions = [self._execute_one(i, s, o, len(pairs)) for i, s, o in zip(todo, steps, observations)]
         out: list[tuple[Step | None, str | None]] = [(None, None)] * len(pairs)
         for i, execution in zip(todo, executions):
-            out[i] = (execution.grounded_step, execution.result)
+            if execution is not None:
+                out[i] = (execution.grounded_step, execution.result)
         return out
+
+    def _execute_one(self, i: int, step: Step, observation, total: int):
+        try:
+            return self.executor.execute_many([step], [observation])[0]
+        except Exception as exc:  # noqa: BLE001
+            log.warning("plan %d of %d: no executed step (%s: %s)", i, total, type(exc).__name__, exc)
+            return None
 
     def close(self) -> None:
         self.executor.close()

@@ -7,14 +7,18 @@
     3. scroll(direction="down")
     </plan>
 
-`parse_plan` never raises: it returns the steps it could read and a list of problems, and the rewards decide
-what a flawed plan is worth. `format_plan` writes the canonical text, and `parse_plan(format_plan(s)).steps == s`
-for every valid sequence of steps. Strings are double-quoted with `\\`, `\"` and `\n` escaped, so a step is
+`parse_plan` never raises: it returns the steps it could read and a list of problems (the first `MAX_PROBLEMS`,
+then one entry counting the rest), and the rewards decide what a flawed plan is worth. Whatever goes wrong
+inside one line, even a bug here, becomes a problem of that line. Numbers that are not finite (`1e309`) or
+longer than `MAX_DIGITS` characters are problems, so every value in a `Step` is finite and every point is on
+the grid. Time and memory grow linearly with the text. `format_plan` writes the canonical text, and
+`parse_plan(format_plan(s)).steps == s` for every valid sequence of steps. Strings are double-quoted with `\\`, `\"` and `\n` escaped, so a step is
 always one line.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,14 +28,19 @@ from tracer1.plan.steps import ACTIONS, GRID, ArgValue, Point, Step, field_probl
 
 MAX_STEPS = 256  # bounds the work on runaway outputs; far above any useful horizon
 _MAX_QUOTE = 60  # characters of a bad line quoted back in a problem
+MAX_PROBLEMS = 50  # problems kept per plan (and per line); one last entry counts the rest
+MAX_ARGS = 64  # arguments read per step; a longer call is junk, refused without reading the rest
+MAX_DIGITS = 100  # a longer number is junk, and int() refuses past 4,300 digits
+_CACHE_LINE = 4096  # longer lines are read without the cache, so that it never holds huge strings
 
 # "3. click(" / "3) click(" / "- click(" / "click(" at the start of a line
-_STEP_HEAD = re.compile(r"\s*(?:(\d+)\s*[.):]|[-*])?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
+_STEP_HEAD = re.compile(r"\s*(?:(\d++)\s*[.):]|[-*])?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_NUMBER = r"-?\d++(?:\.\d++)?+(?:[eE][+-]?\d++)?+"  # possessive: a long digit run is never re-scanned
 _ARG = re.compile(
     r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"
-    r'"([^"\\]*(?:\\.[^"\\]*)*)"'                                # 2: "double-quoted" (unrolled: fast)
-    r"|'([^'\\]*(?:\\.[^'\\]*)*)'"                               # 3: 'single-quoted'
+    # unrolled and possessive: an unclosed string fails at its end without backtracking through it
+    r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"'                             # 2: "double-quoted"
+    r"|'([^'\\]*+(?:\\.[^'\\]*+)*+)'"                            # 3: 'single-quoted'
     rf"|[(\[]\s*({_NUMBER})\s*,\s*({_NUMBER})\s*[)\]]"           # 4,5: (x, y) or [x, y]
     rf"|({_NUMBER})"                                             # 6: number
     r"|(true|false|True|False)"                                  # 7: boolean
@@ -39,7 +48,7 @@ _ARG = re.compile(
 )
 _CLOSE = re.compile(r"\s*\)")
 _ESCAPE = re.compile(r"\\(.)")
-_UNESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_UNESCAPES = (("\\\"", "\""), ("\\'", "'"), ("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"))  # any other \X is X
 
 
 @dataclass
@@ -103,15 +112,65 @@ def _clip(text: str) -> str:
 def _unescape(body: str) -> str:
     if "\\" not in body:
         return body
-    return _ESCAPE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(1)), body)
+    # Split at escaped backslashes (paired left to right, as the string was read), so each backslash left in a
+    # piece escapes the next character; then no callback per escape (long strings of escapes stay fast).
+    pieces = body.split("\\\\")
+    for i, piece in enumerate(pieces):
+        if "\\" in piece:
+            for escaped, char in _UNESCAPES:
+                piece = piece.replace(escaped, char)
+            pieces[i] = _ESCAPE.sub(r"\1", piece) if "\\" in piece else piece
+    return "\\".join(pieces)
 
 
-def _read_point(xs: str, ys: str, problems: list[str]) -> Point:
+class _Problems(list):
+    """A problem list that keeps the first `MAX_PROBLEMS` and counts the rest, so junk cannot fill memory."""
+
+    dropped = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= MAX_PROBLEMS
+
+    def append(self, problem: str) -> None:
+        if len(self) < MAX_PROBLEMS:
+            super().append(problem)
+        else:
+            self.dropped += 1
+
+    def extend(self, problems) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    def final(self) -> list[str]:
+        return list(self) + ([f"... and {self.dropped} more problems"] if self.dropped else [])
+
+
+def _read_number(text: str, problems: list[str]) -> int | float | None:
+    """The number `text` (as `_NUMBER` matched it), or None with a problem when it is too long or not finite."""
+    if len(text) > MAX_DIGITS:
+        problems.append(f"number {_clip(text)} is longer than {MAX_DIGITS} characters; ignored it")
+        return None
+    value = float(text) if ("." in text or "e" in text or "E" in text) else int(text)
+    if not math.isfinite(value):
+        problems.append(f"{text} is not a finite number; ignored it")
+        return None
+    return value
+
+
+def _read_point(xs: str, ys: str, problems: list[str]) -> Point | None:
     if xs.isdigit() and ys.isdigit() and len(xs) <= 4 and len(ys) <= 4:  # the usual case: "(512, 88)"
         x, y = int(xs), int(ys)
         if x <= GRID and y <= GRID:
             return (x, y)
+    if len(xs) > MAX_DIGITS or len(ys) > MAX_DIGITS:
+        problems.append(f"point ({_clip(xs)}, {_clip(ys)}) has a number longer than {MAX_DIGITS} characters; "
+                        "ignored it")
+        return None
     x, y = float(xs), float(ys)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        problems.append(f"point ({xs}, {ys}) is not a finite number; ignored it")
+        return None
     if "." in xs + ys and 0 <= x <= 1 and 0 <= y <= 1 and (x, y) != (0.0, 0.0):
         problems.append(f"point ({xs}, {ys}) looks like 0..1 units; points are on a 0..{GRID} grid")
     if not (0 <= x <= GRID and 0 <= y <= GRID):
@@ -126,7 +185,8 @@ class _Line(NamedTuple):
     known: bool                  # the action name is in the vocabulary
     step: Step | None            # None when the call cannot be read
     rest: str                    # text after the closing parenthesis
-    problems: tuple[str, ...]
+    problems: tuple[str, ...]    # the first MAX_PROBLEMS
+    dropped: int = 0             # problems beyond those
 
 
 def parse_step(line: str, where: str = "step") -> tuple[Step | None, str, list[str]]:
@@ -135,10 +195,11 @@ def parse_step(line: str, where: str = "step") -> tuple[Step | None, str, list[s
     Returns the step (None when it cannot be read), the rest of the line after the closing parenthesis,
     and the problems met, each prefixed with `where`. Never raises.
     """
-    read = _read_line(line)
+    read = _read_any(line)
     if read is None:
         return None, line, [f"{where}: not a step: {_clip(line)!r}"]
-    return read.step, read.rest, [f"{where}: {p}" for p in read.problems]
+    more = [f"... and {read.dropped} more problems"] if read.dropped else []
+    return read.step, read.rest, [f"{where}: {p}" for p in read.problems] + more
 
 
 def as_step(value: object, problems: list[str], *, where: str = "step", strict: bool = True) -> Step | None:
@@ -163,27 +224,45 @@ def as_step(value: object, problems: list[str], *, where: str = "step", strict: 
     return None if found else value
 
 
+def _read_any(line: str) -> _Line | None:
+    """`_read_line`, cached for lines of ordinary length; an exception inside becomes the line's problem."""
+    try:
+        return _read_line(line) if len(line) <= _CACHE_LINE else _read_line.__wrapped__(line)
+    except Exception as exc:  # noqa: BLE001 — a bug here must cost one line, never the whole parse
+        return _failed_line(exc)
+
+
+def _failed_line(exc: Exception) -> _Line:
+    return _Line(None, True, None, "", (f"could not read this line ({type(exc).__name__}: {_clip(str(exc))})",))
+
+
 @lru_cache(maxsize=1 << 14)  # the G samples of a GRPO group repeat most lines; results are immutable
 def _read_line(line: str) -> _Line | None:
     head = _STEP_HEAD.match(line)
     if head is None:
         return None
-    problems: list[str] = []
+    problems = _Problems()
     step, rest = _read_call(line, head, problems)
-    return _Line(head.group(1), head.group(2).lower() in ACTIONS, step, rest, tuple(problems))
+    return _Line(head.group(1), head.group(2).lower() in ACTIONS, step, rest, tuple(problems), problems.dropped)
 
 
 def _read_call(line: str, head: re.Match, problems: list[str]) -> tuple[Step | None, str]:
     action = head.group(2).lower()
     spec = ACTIONS.get(action)
     if spec is None:
-        problems.append(f"unknown action {head.group(2)!r}; known: {', '.join(ACTIONS)}")
+        problems.append(f"unknown action {_clip(head.group(2))!r}; known: {', '.join(ACTIONS)}")
         return None, ""
     values: dict = {}
     args: list[tuple[str, ArgValue]] = []
+    arg_names: set[str] = set()  # a set, not a scan of `args`: a line with many arguments stays linear
     pos = head.end()
     close = _CLOSE.match(line, pos)
+    read = 0
     while close is None:
+        read += 1
+        if read > MAX_ARGS:
+            problems.append(f"more than {MAX_ARGS} arguments; cannot read the step")
+            return None, ""
         m = _ARG.match(line, pos)
         if m is None:
             problems.append(f"cannot read the arguments at {_clip(line[pos:])!r}")
@@ -194,18 +273,20 @@ def _read_call(line: str, head: re.Match, problems: list[str]) -> tuple[Step | N
         elif kind == 5:
             value = _read_point(m.group(4), m.group(5), problems)
         elif kind == 6:
-            text = m.group(6)
-            value = float(text) if ("." in text or "e" in text or "E" in text) else int(text)
+            value = _read_number(m.group(6), problems)
         else:
             value = m.group(7) in ("true", "True")
-        if name in values or (args and any(name == key for key, _ in args)):
-            problems.append(f"argument {name}= given twice; kept the first")
+        if value is None:  # a number that cannot be a value; the problem is listed
+            pass
+        elif name in values or name in arg_names:
+            problems.append(f"argument {_clip(name)}= given twice; kept the first")
         elif name in spec.fields and name != "args":
             values[name] = value
         elif action == "call":
             args.append((name, value))
+            arg_names.add(name)
         else:
-            problems.append(f"{action} takes no argument {name}=; ignored it")
+            problems.append(f"{action} takes no argument {_clip(name)}=; ignored it")
         pos = m.end()
         if line.startswith(",", pos):
             close = _CLOSE.match(line, pos + 1)  # a trailing comma before ')' is tolerated
@@ -256,7 +337,51 @@ def parse_plan(text) -> ParsedPlan:
     """Read a planner's output into steps plus the problems met. Never raises, whatever `text` is."""
     if not isinstance(text, str):
         return ParsedPlan(problems=[f"output is {type(text).__name__}, not text"])
-    problems: list[str] = []
+    try:
+        return _parse_plan(text)
+    except Exception as exc:  # noqa: BLE001 — lines fail alone (see _read_any); this is the last guard
+        return ParsedPlan(problems=[f"could not read the output ({type(exc).__name__}: {_clip(str(exc))})"])
+
+
+# `_STEP_HEAD` at the start of a line of a multi-line text (no match spans a newline), and a plan's end
+# (possessive: nothing is re-scanned, which keeps these searches fast)
+_LINE_HEAD = r"^[^\S\n]*+(?:\d++[^\S\n]*+[.):]|[-*])?+[^\S\n]*+"
+_ANY_HEAD = re.compile(_LINE_HEAD + r"[A-Za-z_][A-Za-z0-9_]*+[^\S\n]*+\(", re.M)
+_KNOWN_HEAD = re.compile(_LINE_HEAD + rf"(?i:{'|'.join(ACTIONS)})[^\S\n]*+\(|^[^\S\n]*+</plan>", re.M)
+_NONBLANK_LINE = re.compile(r"^[^\S\n]*+\S", re.M)
+_SPACE = re.compile(r"\s*+")
+
+
+def _skip_junk(region: str, pos: int, in_block: bool, problems: _Problems) -> int:
+    """Where the next line that `_parse_plan` must read starts (past the end: none), from line start `pos`.
+
+    Out of a block only known steps and a closing tag matter; in one, with the problems full, any step-like
+    line or `</plan>`, and the lines skipped are counted as dropped "not a step" problems. Searching with a
+    regex instead of a Python loop per line keeps megabytes of one-character junk lines fast."""
+    head = (_ANY_HEAD if in_block else _KNOWN_HEAD).search(region, pos)
+    target = head.start() if head is not None else len(region) + 1
+    if in_block:
+        close = region.find("</plan>", pos, target)
+        if close >= 0:
+            target = max(pos, region.rfind("\n", pos, close) + 1)
+        problems.dropped += _count_lines(region, pos, target)
+    return target
+
+
+def _count_lines(text: str, pos: int, end: int, chunk: int = 1 << 16) -> int:
+    """The non-blank lines in text[pos:end] (`pos` at a line start), counted a chunk of lines at a time so the
+    regex's list of matches stays small."""
+    count = 0
+    while pos < end:
+        stop = text.find("\n", min(pos + chunk, end), end)
+        stop = end if stop < 0 else stop + 1
+        count += _NONBLANK_LINE.subn("", text[pos:stop])[1]
+        pos = stop
+    return count
+
+
+def _parse_plan(text: str) -> ParsedPlan:
+    problems = _Problems()
     think, search_from = _split_think(text, problems)
     start = text.find("<plan>", search_from)
     in_block = start >= 0
@@ -268,18 +393,33 @@ def parse_plan(text) -> ParsedPlan:
     steps: list[Step] = []
     closed = False
     number = 0  # step lines seen, readable or not
-    for raw in region.split("\n"):
-        line = raw.strip()
+    pos, end = 0, len(region)
+    while pos <= end:
+        if not in_block or problems.full:  # what is left to do with junk lines is to count them: skip to a head
+            pos = _skip_junk(region, pos, in_block, problems)
+            if pos > end:
+                break
+        pos = _SPACE.match(region, pos).end()  # blank lines, even a million, in one step
+        stop = region.find("\n", pos)
+        stop = end if stop < 0 else stop
+        line = region[pos:stop].strip()
+        pos = stop + 1
         if not line:
             continue
         if line.startswith("</plan>"):
             closed = True
             break
-        read = _read_line(line)
+        try:  # `_read_any` inlined: this loop runs once per line of what may be megabytes of junk
+            read = _read_line(line) if len(line) <= _CACHE_LINE else _read_line.__wrapped__(line)
+        except Exception as exc:  # noqa: BLE001
+            read = _failed_line(exc)
         if read is None or (not in_block and not read.known):
             if in_block:  # outside a block, prose around the steps is expected
-                before, _, _ = line.partition("</plan>")
-                problems.append(f"step {number + 1}: not a step: {_clip(before)!r}")
+                if problems.full:  # junk lines can be millions: count them without writing the message
+                    problems.dropped += 1
+                else:
+                    before, _, _ = line.partition("</plan>")
+                    problems.append(f"step {number + 1}: not a step: {_clip(before)!r}")
                 if "</plan>" in line:
                     closed = True
                     break
@@ -289,9 +429,10 @@ def parse_plan(text) -> ParsedPlan:
             problems.append(f"more than {MAX_STEPS} steps; read the first {MAX_STEPS}")
             break
         where = f"step {number}"
-        if read.number is None or int(read.number) != number:
+        if read.number is None or read.number.lstrip("0") != str(number):  # no int(): it may have 5,000 digits
             problems.append(f"{where}: steps should be numbered 1., 2., ... in order")
         problems.extend(f"{where}: {p}" for p in read.problems)
+        problems.dropped += read.dropped
         if read.step is not None:
             steps.append(read.step)
         rest = read.rest.strip()
@@ -304,15 +445,18 @@ def parse_plan(text) -> ParsedPlan:
         problems.append("<plan> is not closed")
     if not steps:
         problems.append("no step could be read")
-    return ParsedPlan(steps=tuple(steps), problems=problems, think=think)
+    return ParsedPlan(steps=tuple(steps), problems=problems.final(), think=think)
 
 
 _STEP_PREFIX = re.compile(r"^step \d+: ")  # parse_plan's `where` prefix
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _PAIR = re.compile(r"\(-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\)")
+_MORE = re.compile(r"^\.\.\. and \d+ more problems$")  # the count `parse_plan` ends a capped list with
 
 
 def problem_kind(problem: str) -> str:
     """A parse problem without its particulars (the step number, quoted text, a point), so problems can be
     counted by kind: "step 7: expected ',' or ')' at 'Save\")'" → "expected ',' or ')' at '…'"."""
+    if _MORE.match(problem):
+        return "... and N more problems"
     return _PAIR.sub("(x, y)", _QUOTED.sub("'…'", _STEP_PREFIX.sub("", problem)))

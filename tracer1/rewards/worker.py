@@ -3,8 +3,12 @@
 Rewards are pure Python and fast (tens of thousands of plans a second), but a pathological input or a bug in a
 matcher must not stall a training step. So items are scored in a child process, in order, each result sent
 back as soon as it is ready; when one takes longer than `deadline_s` the child is killed, that item scores
-`failure_value` (and is reported with its key), and a fresh child goes on with the rest. An exception in a
-scorer fails only its own item, the same way. Nothing here raises for bad input.
+the failure value (and is reported with its key), and a fresh child goes on with the rest. An exception in a
+scorer fails only its own item, the same way. Nothing here raises for bad input. The failure value is
+`min(failure_value, unparseable)`: a plan that makes the scorer raise or hang never scores better than an
+unreadable one (on both stages' scales `unparseable` is what a plan with no readable step gets), so failing is
+no reward to learn; `RewardConfig` also refuses a `failure_value` above `unparseable`. A scoring child whose
+parent is gone exits quietly.
 
 The scorer is named by "module:function" so that the child can import it (`score_item` by default: stage 1
 against the reference future, stage 2 by the live env's feedback when the item carries it (online,
@@ -52,7 +56,7 @@ class RewardItem:
 class Scored:
     key: str
     reward: float
-    error: str | None = None            # why the item scored failure_value (a timeout or the exception)
+    error: str | None = None            # why the item scored the failure value (a timeout or the exception)
     seconds: float = 0.0
 
 
@@ -73,8 +77,16 @@ def _resolve(scorer: str) -> Callable:
 
 def _child(read_fd: int, write_fd: int) -> None:
     """The scoring process (`python -m tracer1.rewards.worker READ_FD WRITE_FD`): receives (scorer, cfg, horizon,
-    stage) once, then lists of items; answers (reward, error, seconds) per item as each is done."""
+    stage) once, then lists of items; answers (reward, error, seconds) per item as each is done. Exits quietly
+    when the parent is gone (its pipe closed: the reward actor was killed), with no traceback in the run's output."""
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    try:
+        _serve(inbox, outbox)
+    except (EOFError, OSError):  # the parent's end closed: nobody is left to answer
+        pass
+
+
+def _serve(inbox: Connection, outbox: Connection) -> None:
     scorer, cfg, horizon, stage = inbox.recv()
     score = _resolve(scorer)
     outbox.send("ready")
@@ -99,6 +111,7 @@ class RewardWorker:
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, not {stage!r}")
         self.cfg, self.horizon, self.stage, self.scorer = cfg, horizon, stage, scorer
+        self.failed = min(cfg.failure_value, cfg.unparseable)  # by construction never above junk, see above
         self.timeouts = 0
         self.restarts = 0
         self._process = self._send = self._conn = None
@@ -131,7 +144,7 @@ class RewardWorker:
         return self._process is not None and self._process.poll() is None
 
     def score(self, items: Sequence[RewardItem]) -> list[Scored]:
-        """One `Scored` per item, in order; late or failing items score `failure_value` with the reason."""
+        """One `Scored` per item, in order; late or failing items score `self.failed` with the reason."""
         out: list[Scored] = []
         while len(out) < len(items):
             if not self._alive():
@@ -142,16 +155,16 @@ class RewardWorker:
                 if not self._conn.poll(self.cfg.deadline_s):
                     self.timeouts += 1
                     self._kill()  # the child may be stuck in C code; only a kill is sure
-                    out.append(Scored(key, self.cfg.failure_value,
+                    out.append(Scored(key, self.failed,
                                       f"no reward within the {self.cfg.deadline_s:g} s deadline", self.cfg.deadline_s))
                     break
                 try:
                     reward, error, seconds = self._conn.recv()
                 except (EOFError, OSError):  # the child died (out of memory, killed): this item fails
                     self._kill()
-                    out.append(Scored(key, self.cfg.failure_value, "the scoring process died", 0.0))
+                    out.append(Scored(key, self.failed, "the scoring process died", 0.0))
                     break
-                out.append(Scored(key, self.cfg.failure_value if error else reward, error, seconds))
+                out.append(Scored(key, self.failed if error else reward, error, seconds))
         return out
 
     def _restart(self) -> None:

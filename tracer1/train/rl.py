@@ -157,7 +157,14 @@ def train_rl(config, run_dir: Path) -> int:
             out = call_pool(scorers, "score", items, retries=retries, label=lambda item: item.key)
             G = len(groups[0].completions)
             rewards = [[x.reward for x in out.results[i * G:(i + 1) * G]] for i in range(len(groups))]
-            failures = sum(1 for x in out.results if x.error)
+            failed = [f"{x.key}: {x.error}" for x in out.results if x.error]  # named, not only counted
+            failures = len(failed)
+            for line in failed[:3] + ([f"... and {failures - 3} more"] if failures > 3 else []):
+                tqdm.write(f"reward failed: {line}")
+            if failed:
+                log.log_text("reward_failures", "\n".join(failed[:50]), step)
+            # online stage 2: samples the live env could not restore were scored offline (feedback None)
+            fallbacks = sum(x.feedback is None for x in items) if stage == 2 and config.env.grounding == "online" else 0
             done("reward", out)
             micro, stats = training_batches(bundle, groups, rewards, alg, accumulation=per_rank * len(learners))
             metrics = {}
@@ -175,6 +182,7 @@ def train_rl(config, run_dir: Path) -> int:
                       "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
             log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
                      "kept_groups": stats.kept_groups, "reward_failures": failures, "retried_calls": retried,
+                     "executor_fallbacks": fallbacks,
                      "weights_lag": lag,
                      "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)

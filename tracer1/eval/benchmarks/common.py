@@ -57,7 +57,14 @@ class Prediction:
         return cls(sample_id, row.get("plan"), row.get("step"), row.get("executed"), row.get("result"), where)
 
     def first_step(self) -> tuple[Step | None, list[str]]:
-        """The step to score and the problems met reading it (None when nothing readable was given)."""
+        """The step to score and the problems met reading it (None when nothing readable was given). Never
+        raises: whatever goes wrong reading the prediction is its problem."""
+        try:
+            return self._first_step()
+        except Exception as exc:  # noqa: BLE001 — an unreadable prediction counts as wrong, never an exception
+            return None, [f"could not read the prediction ({type(exc).__name__}: {exc})"]
+
+    def _first_step(self) -> tuple[Step | None, list[str]]:
         problems: list[str] = []
         if self.executed is not None:
             return as_step(self.executed, problems, where="executed", strict=False), problems
