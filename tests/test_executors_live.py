@@ -59,7 +59,7 @@ def test_every_plan_starts_from_the_samples_state_again(worker):
     sample = episode("toggle")[2]  # the Display page, dark mode on
     away, right = plan(Step("press", key="back")), plan(Step("click", target="Dark mode"))
     out = worker.first_steps([(away, sample), (right, sample), (away, sample)])
-    assert [f.progress for _, _, f in out] == [-1, 1, -1]  # the back press did not stay for the next plan
+    assert [x.feedback.progress for x in out] == [-1, 1, -1]  # the back press did not stay for the next plan
     assert worker.observe(sample)["a11y"] == sample.a11y
 
 
@@ -81,7 +81,7 @@ def test_the_task_is_rebuilt_from_the_seed_and_the_pool_of_families_that_drew_it
 def test_the_reference_step_makes_progress_and_a_wrong_switch_does_not(worker):
     sample = episode("toggle")[2]
     other = next(e for e in parse_a11y_text(sample.a11y) if e.role == "switch" and e.text != "Dark mode")
-    (step, result, right), (_, _, wrong) = worker.first_steps([
+    (step, result, right, _), (_, _, wrong, _) = worker.first_steps([
         (plan(Step("click", target="the Dark mode switch"), Step("finish")), sample),
         (plan(Step("click", target=other.text), Step("finish")), sample)])
     assert step.action == "click" and sample.label.box is not None  # grounded by the a11y executor ...
@@ -99,7 +99,7 @@ def test_the_reference_step_makes_progress_and_a_wrong_switch_does_not(worker):
 def test_another_route_counts_when_it_brings_the_goal_as_close(worker):
     sample = episode("open_app")[0]  # home screen; the reference taps the Notes icon
     assert sample.future[0] == Step("click", target="Notes")
-    (_, _, feedback), = worker.first_steps([(plan(Step("open_app", app="Notes")), sample)])
+    feedback = worker.first_steps([(plan(Step("open_app", app="Notes")), sample)])[0].feedback
     assert feedback.progress == 1 and feedback.made_progress
     assert feedback.matches_reference  # both push the Notes app: the very same state
 
@@ -110,10 +110,10 @@ def test_a_detour_a_step_back_and_a_target_nothing_matches(worker):
         (plan(Step("press", key="home")), start),           # from the shop to home: Settings is as far as before
         (plan(Step("click", target="Cancel")), dialog),      # closes the Delete dialog: one more step to go
         (plan(Step("click", target="the Bluetooth row")), dialog)])  # nothing like it on screen
-    assert [(f.executed, f.progress, f.made_progress) for _, _, f in out] == [
+    assert [(x.feedback.executed, x.feedback.progress, x.feedback.made_progress) for x in out] == [
         (True, 0, False), (True, -1, False), (False, 0, False)]
     assert out[2][0] is None and "no element on screen matches" in out[2][2].problems[0]
-    assert all(live_reward(plan(Step("wait")), f, CFG) == 0.0 for _, _, f in out)
+    assert all(live_reward(plan(Step("wait")), x.feedback, CFG) == 0.0 for x in out)
 
 
 def test_ending_steps_are_judged_by_the_env(worker):
@@ -121,13 +121,14 @@ def test_ending_steps_are_judged_by_the_env(worker):
     done, early = samples[3], samples[1]
     out = worker.first_steps([(plan(Step("finish")), done), (plan(Step("finish", status="infeasible")), done),
                               (plan(Step("finish")), early)])
-    assert [(f.terminated, f.success, f.env_reward, f.made_progress) for _, _, f in out] == [
+    feedback = [x.feedback for x in out]
+    assert [(f.terminated, f.success, f.env_reward, f.made_progress) for f in feedback] == [
         (True, True, 1.0, True), (True, False, 0.0, False), (True, False, 0.0, False)]
 
 
 def test_an_answer_is_the_result_and_the_env_judges_it(worker):
     sample = next(s for s in episode("phone_lookup") if s.future[0].action == "answer")
-    (step, result, right), (_, _, wrong) = worker.first_steps([
+    (step, result, right, _), (_, _, wrong, _) = worker.first_steps([
         (plan(sample.future[0]), sample), (plan(Step("answer", text="555-000-0000")), sample)])
     assert step == sample.future[0] and result == sample.future[0].text
     assert right.success and right.made_progress and not wrong.success and not wrong.made_progress
@@ -137,8 +138,8 @@ def test_an_answer_is_the_result_and_the_env_judges_it(worker):
 
 def test_an_unreadable_plan_reaches_no_env(worker):
     sample = episode("toggle")[2]
-    (step, result, feedback), = worker.first_steps([("I would rather not plan.", sample)])
-    assert step is None and result is None and not feedback.executed
+    (step, result, feedback, fell_back), = worker.first_steps([("I would rather not plan.", sample)])
+    assert step is None and result is None and not feedback.executed and not fell_back
     assert live_reward("I would rather not plan.", feedback, CFG) == CFG.unparseable
 
 
@@ -149,8 +150,8 @@ def test_samples_that_cannot_be_restored_are_executed_offline(worker):
     pairs = [(plan(Step("click", target="Dark mode")), s) for s in (converted, moved)]
     offline = ExecutorWorker(ExecutorConfig(), EnvConfig()).first_steps(pairs)
     out = worker.first_steps(pairs)
-    assert [(step, result) for step, result, _ in out] == offline  # grounded on the recorded screen, as offline
-    assert [feedback for _, _, feedback in out] == [None, None]
+    assert [(x.step, x.result) for x in out] == [(x.step, x.result) for x in offline]  # the recorded screen
+    assert [(x.feedback, x.fell_back) for x in out] == [(None, True), (None, True)]
     assert worker.stats()["offline_reasons"].keys() >= {
         "no live env for 'androidcontrol' samples",
         "no built-in task rebuilt from the sample's seed replays its history to its screen"}
@@ -163,7 +164,7 @@ def test_the_loop_builds_reward_items_from_what_the_worker_returns(worker):
     plans = [plan(Step("click", target="Dark mode"), Step("finish")),
              plan(Step("click", target="Adaptive brightness")), "no plan"]
     items = [RewardItem(f"plan {i}", text, label=sample.label, executed=step, result=result, feedback=feedback)
-             for i, (text, (step, result, feedback)) in enumerate(zip(plans, worker.first_steps(
+             for i, (text, (step, result, feedback, _)) in enumerate(zip(plans, worker.first_steps(
                  [(text, sample) for text in plans])))]
     assert [score_item(item, CFG, horizon=10, stage=2) for item in items] == [1.0, 0.0, -1.0]
 
@@ -206,7 +207,7 @@ def test_miniwob_feedback_is_the_reference_page_or_the_tasks_reward(miniwob):
                  if e.role == "checkbox" and f"#{e.id}" != first.future[0].target)
     out = worker.first_steps([(plan(first.future[0]), first), (plan(Step("click", target=f"#{wrong.id}")), first),
                               (plan(Step("click", target="Submit")), first), (plan(last.future[0]), last)])
-    right, other, early, submit = (f for _, _, f in out)
+    right, other, early, submit = (x.feedback for x in out)
     assert right.matches_reference and right.made_progress and not right.terminated
     assert other.executed and not other.matches_reference and not other.made_progress   # the wrong box ticked
     assert early.terminated and not early.success and early.env_reward == 0.0            # submitted too soon

@@ -11,7 +11,7 @@ from tiny_planners import scripted
 from tracer1.config import ExecutorConfig
 from tracer1.data.synthetic import generate_samples
 from tracer1.engines.hf import HFEngine
-from tracer1.executors.worker import ExecutorWorker
+from tracer1.executors.worker import ExecutorWorker, FirstStep
 from tracer1.models.tiny import build_tiny_planner
 from tracer1.plan import Step, format_step
 
@@ -43,9 +43,9 @@ def test_a_vlm_executor_grounds_the_first_step_with_its_model(grounder_dir, soun
     with scripted(engine.bundle.model, [answer]):
         out = worker.first_steps([(plan, sound_screen), ("no step here", sound_screen),
                                   (format_step(Step("press", key="back")), sound_screen)])
-    assert out == [(Step("click", target="Sound", point=(595, 714)), None),  # grounded by the model
-                   (None, None),                                            # nothing to execute
-                   (Step("press", key="back"), None)]                       # nothing to ground
+    assert out == [FirstStep(Step("click", target="Sound", point=(595, 714))),  # grounded by the model
+                   FirstStep(None),                                            # nothing to execute
+                   FirstStep(Step("press", key="back"))]                       # nothing to ground
     unscripted = worker.first_steps([(plan, sound_screen)])  # the random model's own answer: an execution or
     assert len(unscripted) == 1 and (unscripted[0][0] is None or unscripted[0][0].point is not None)  # none
 
@@ -94,11 +94,11 @@ def test_online_stage_2_grounds_with_the_same_model_in_the_live_world(grounder_d
         # The Sound row spans y 388..475 on the grid. (84, 121) in the model's 168 × 280 pixels is (500, 432):
         # on the row, so the live world opens Sound, as the reference does. (100, 200) is (595, 714): below it.
         with scripted(engine.bundle.model, [answer("(84,121)")]):
-            [(executed, _, feedback)] = live.first_steps([(step, sound_screen)])
+            [(executed, _, feedback, _)] = live.first_steps([(step, sound_screen)])
         assert executed == Step("click", target="Sound", point=(500, 432))
         assert feedback.executed and feedback.matches_reference
         with scripted(engine.bundle.model, [answer("(100,200)")]):
-            [(executed, _, feedback)] = live.first_steps([(step, sound_screen)])
+            [(executed, _, feedback, _)] = live.first_steps([(step, sound_screen)])
         assert executed.point == (595, 714)
         assert not feedback.executed and feedback.problems == ("nothing on screen at (595, 714)",)
     finally:
@@ -131,5 +131,5 @@ def test_one_bad_completion_or_sample_fails_alone(sound_screen, monkeypatch):
     boom = "<plan>\n1. click(target=\"BOOM\")\n</plan>"
     out = worker.first_steps([(plan, sound_screen), ("RAISE", sound_screen), (plan, object()), (boom, sound_screen),
                               (plan, sound_screen)])
-    assert out[1] == out[2] == out[3] == (None, None)
+    assert out[1] == out[2] == out[3] == FirstStep(None)
     assert out[0] == out[4] == worker.first_steps([(plan, sound_screen)])[0] and out[0][0] is not None

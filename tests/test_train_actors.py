@@ -138,7 +138,7 @@ def test_a_killed_live_executor_actor_is_restarted_and_the_first_steps_executed_
     local = LiveExecutorWorker(CONFIG.executor, CONFIG.env)
     expected = local.first_steps(pairs[:len(samples)])
     local.close()
-    assert all(feedback is not None for _, _, feedback in expected)  # judged live, not the offline fallback
+    assert all(x.feedback is not None and not x.fell_back for x in expected)  # judged live, not offline
     killer = kill_when_started(executor, flag)
     out = call_pool([executor], "first_steps", pairs, retries=2, label=lambda pair: pair[1].sample_id)
     killer.join()

@@ -2,10 +2,11 @@
 the env's feedback on it (`env.grounding: online`; DESIGN.md §1).
 
     worker = LiveExecutorWorker(config.executor, config.env)
-    for step, result, feedback in worker.first_steps([(plan_text, sample), ...]):
-        RewardItem(key, plan_text, label=sample.label, executed=step, result=result, feedback=feedback)
+    for first in worker.first_steps([(plan_text, sample), ...]):
+        RewardItem(key, plan_text, label=sample.label, executed=first.step, result=first.result,
+                   feedback=first.feedback)
 
-`first_steps` takes what `ExecutorWorker.first_steps` takes and answers, per pair, a `LiveExecution`: the
+`first_steps` takes what `ExecutorWorker.first_steps` takes and answers, per pair, the same `FirstStep`: the
 grounded step and result (as offline) and a `tracer1.rewards.LiveFeedback`, which `live_reward` scores (its
 docstring gives the formula and what "progress" means in each env). For each (plan, sample):
 
@@ -35,9 +36,9 @@ docstring gives the formula and what "progress" means in each env). For each (pl
    the episode).
 
 A sample that cannot be restored is executed offline on its recorded observation (as `ExecutorWorker`) and
-gets `feedback=None`, so the reward worker scores it with `grounded_reward` against its label; `stats()`
-counts these with their reasons. A plan with no readable first step gets `LiveFeedback.not_executed` (the
-reward is `unparseable` either way). The episode's step limit is not applied to the step being judged (as the
+gets `feedback=None` and `fell_back=True` (the loop's `executor_fallbacks` metric), so the reward worker scores
+it with `grounded_reward` against its label; `stats()` counts these with their reasons. A plan with no readable
+first step gets `LiveFeedback.not_executed` (the reward is `unparseable` either way). The episode's step limit is not applied to the step being judged (as the
 oracle's forecasts do), so a sample taken at the last allowed step is still judged on its merits; MiniWoB's own
 time limit still applies. Infrastructure failures (a browser that cannot start) raise, as in every executor.
 """
@@ -49,10 +50,11 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from tracer1.envs.base import a11y_text
 from tracer1.executors.base import Executor, make_executor, observation_from_env, observation_from_sample
+from tracer1.executors.worker import FirstStep
 from tracer1.plan import Step, parse_plan
 from tracer1.rewards.live import LiveFeedback
 
@@ -62,14 +64,6 @@ LIVE_SOURCES = ("builtin", "miniwob")
 ORACLE_LIMIT = 60        # oracle steps simulated to measure the distance to the goal (tasks take at most ~20)
 SCREENLESS = ("a11y", "oracle", "toolbox")  # executors that never look at the screenshot
 NO_STEP_LIMIT = 10_000   # the live envs' step limit: the step being judged is never cut off
-
-
-class LiveExecution(NamedTuple):
-    """One plan's first step in the live env: what the reward worker needs."""
-
-    step: Step | None                  # the grounded step (with its point), as offline; None: nothing executed
-    result: str | None                 # a tool's output or an answer's text
-    feedback: LiveFeedback | None      # the env's answer; None: the sample could not be restored (score offline)
 
 
 class NotLive(Exception):
@@ -348,21 +342,22 @@ class LiveExecutorWorker:
             self._executors[source] = make_executor(self.executor_cfg, env_config=env_cfg, **self._grounding)
         return self._executors[source]
 
-    def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[LiveExecution]:
-        """A `LiveExecution` (grounded first step, result, feedback) for each (plan text, planning sample)."""
+    def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[FirstStep]:
+        """A `FirstStep` (grounded first step, result, feedback; `fell_back` when the sample ran offline) for each
+        (plan text, planning sample)."""
         start = time.perf_counter()
         out = []
         for plan, sample in pairs:
             steps = parse_plan(plan).steps
             if not steps:
                 self.counts["unparseable"] += 1
-                out.append(LiveExecution(None, None, LiveFeedback.not_executed("the plan has no readable step")))
+                out.append(FirstStep(None, None, LiveFeedback.not_executed("the plan has no readable step")))
                 continue
             out.append(self._one(steps[0], sample))
         self.counts["seconds"] += time.perf_counter() - start
         return out
 
-    def _one(self, planned: Step, sample) -> LiveExecution:
+    def _one(self, planned: Step, sample) -> FirstStep:
         executor = self.executor(sample.source)
         live = self._live.get(sample.source)
         try:
@@ -372,7 +367,7 @@ class LiveExecutorWorker:
                 raise NotLive(self._not_live[sample_key(sample)])
             step, result, feedback = live.run(executor, planned, sample)
             self.counts["live"] += 1
-            return LiveExecution(step, result, feedback)
+            return FirstStep(step, result, feedback)
         except NotLive as exc:
             reason = str(exc)
             if live is not None:  # the sample's other plans go offline without trying again
@@ -385,7 +380,7 @@ class LiveExecutorWorker:
             self.offline_reasons[reason] += 1
             self.counts["offline"] += 1
             execution = executor.execute(planned, observation_from_sample(sample))
-            return LiveExecution(execution.grounded_step, execution.result, None)
+            return FirstStep(execution.grounded_step, execution.result, fell_back=True)
 
     def observe(self, sample) -> dict:
         """The executor's observation of the live env brought to `sample`'s state (what each plan's first step

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from tracer1.executors.base import make_executor, observation_from_sample
 from tracer1.plan import Step, parse_plan
+
+if TYPE_CHECKING:
+    from tracer1.rewards.live import LiveFeedback
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,16 @@ def grounding_engine(executor_cfg, *, dtype: str = "float32", seed: int = 0):
     return engine, prompt_side.processor if prompt_side.processor is not None else prompt_side.tokenizer
 
 
+class FirstStep(NamedTuple):
+    """One plan's first step as an executor worker ran it: what the stage-2 reward scores. Both workers
+    (`ExecutorWorker` offline, `LiveExecutorWorker` online) answer one per (plan, sample)."""
+
+    step: Step | None                       # the grounded step (with its point); None: nothing was executed
+    result: str | None = None               # a tool's output or an answer's text
+    feedback: LiveFeedback | None = None    # online: the live env's answer, scored by `live_reward`; else None
+    fell_back: bool = False                 # online: the sample could not be restored, so it ran offline
+
+
 class ExecutorWorker:
     def __init__(self, executor_cfg, env_cfg=None, *, dtype: str = "float32", seed: int = 0):
         """`dtype`, `seed`: the grounding model's (kind=vlm only; the other executors hold no model)."""
@@ -47,10 +61,11 @@ class ExecutorWorker:
             options = {"engine": engine, "processor_or_tokenizer": processor}
         self.executor = make_executor(executor_cfg, env_config=env_cfg, **options)
 
-    def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[tuple[Step | None, str | None]]:
-        """(grounded first step, result) of each (plan text, planning sample): the plan's first step executed on
-        the sample's observation (one batch: a VLM executor asks its model once per distinct step and screen).
-        A plan, sample or step that raises gets (None, None), logged with the error; the others go on."""
+    def first_steps(self, pairs: Sequence[tuple[str, object]]) -> list[FirstStep]:
+        """A `FirstStep` (grounded first step, result) for each (plan text, planning sample): the plan's first step
+        executed on the sample's observation (one batch: a VLM executor asks its model once per distinct step and
+        screen). A plan, sample or step that raises gets `FirstStep(None)`, logged with the error; the others go
+        on."""
         todo, steps, observations = [], [], []
         for i, (plan, sample) in enumerate(pairs):
             try:
@@ -65,10 +80,10 @@ class ExecutorWorker:
             executions = self.executor.execute_many(steps, observations)
         except Exception:  # noqa: BLE001 — find the step that raised: one at a time, each failing alone
             executions = [self._execute_one(i, s, o, len(pairs)) for i, s, o in zip(todo, steps, observations)]
-        out: list[tuple[Step | None, str | None]] = [(None, None)] * len(pairs)
+        out = [FirstStep(None)] * len(pairs)
         for i, execution in zip(todo, executions):
             if execution is not None:
-                out[i] = (execution.grounded_step, execution.result)
+                out[i] = FirstStep(execution.grounded_step, execution.result)
         return out
 
     def _execute_one(self, i: int, step: Step, observation, total: int):

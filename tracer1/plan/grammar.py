@@ -12,8 +12,8 @@ then one entry counting the rest), and the rewards decide what a flawed plan is 
 inside one line, even a bug here, becomes a problem of that line. Numbers that are not finite (`1e309`) or
 longer than `MAX_DIGITS` characters are problems, so every value in a `Step` is finite and every point is on
 the grid. Time and memory grow linearly with the text. `format_plan` writes the canonical text, and
-`parse_plan(format_plan(s)).steps == s` for every valid sequence of steps. Strings are double-quoted with `\\`, `\"` and `\n` escaped, so a step is
-always one line.
+`parse_plan(format_plan(s)).steps == s` for every valid sequence of steps. Strings are double-quoted with `\\`,
+`\"` and `\n` escaped, so a step is always one line.
 """
 
 from __future__ import annotations

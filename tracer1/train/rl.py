@@ -147,12 +147,14 @@ def train_rl(config, run_dir: Path) -> int:
             names = [f"step {step} / {s.sample_id} / plan {i}" for i, (s, _) in enumerate(plans)]
             if stage == 1:
                 items = [RewardItem(n, p.text, tuple(s.future)) for n, (s, p) in zip(names, plans)]
+                fallbacks = 0
                 done("execute")
             else:
                 out = call_pool(executors, "first_steps", [(p.text, s) for s, p in plans], retries=retries,
                                 label=lambda pair: pair[1].sample_id)
-                items = [RewardItem(n, p.text, label=s.label, executed=e, result=r, feedback=live[0] if live else None)
-                         for n, (s, p), (e, r, *live) in zip(names, plans, out.results)]
+                items = [RewardItem(n, p.text, label=s.label, executed=x.step, result=x.result,
+                                    feedback=x.feedback) for n, (s, p), x in zip(names, plans, out.results)]
+                fallbacks = sum(x.fell_back for x in out.results)  # online: samples the live env could not restore
                 done("execute", out)
             out = call_pool(scorers, "score", items, retries=retries, label=lambda item: item.key)
             G = len(groups[0].completions)
@@ -163,8 +165,6 @@ def train_rl(config, run_dir: Path) -> int:
                 tqdm.write(f"reward failed: {line}")
             if failed:
                 log.log_text("reward_failures", "\n".join(failed[:50]), step)
-            # online stage 2: samples the live env could not restore were scored offline (feedback None)
-            fallbacks = sum(x.feedback is None for x in items) if stage == 2 and config.env.grounding == "online" else 0
             done("reward", out)
             micro, stats = training_batches(bundle, groups, rewards, alg, accumulation=per_rank * len(learners))
             metrics = {}
@@ -189,8 +189,8 @@ def train_rl(config, run_dir: Path) -> int:
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
                 engine.update_weights(sync.latest())
-                log.log({f"eval/{k}": v for k, v in evaluate_held_out(engine, eval_prompts, evals, config).to_dict().items()},
-                        step)
+                report = evaluate_held_out(engine, eval_prompts, evals, config)
+                log.log({f"eval/{k}": v for k, v in report.to_dict().items()}, step)
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
                     and step < alg.total_steps:
                 def parts(tmp: Path) -> dict:
