@@ -160,8 +160,7 @@ def train_rl(config, run_dir: Path) -> int:
             G = len(groups[0].completions)
             rewards = [[x.reward for x in out.results[i * G:(i + 1) * G]] for i in range(len(groups))]
             failed = [f"{x.key}: {x.error}" for x in out.results if x.error]  # named, not only counted
-            failures = len(failed)
-            for line in failed[:3] + ([f"... and {failures - 3} more"] if failures > 3 else []):
+            for line in failed[:3] + ([f"... and {len(failed) - 3} more"] if len(failed) > 3 else []):
                 tqdm.write(f"reward failed: {line}")
             if failed:
                 log.log_text("reward_failures", "\n".join(failed[:50]), step)
@@ -181,16 +180,15 @@ def train_rl(config, run_dir: Path) -> int:
             timing = {**{f"time/{k}": v for k, v in wall.items()}, **{f"busy/{k}": v for k, v in busy.items()},
                       "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
             log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
-                     "kept_groups": stats.kept_groups, "reward_failures": failures, "retried_calls": retried,
-                     "executor_fallbacks": fallbacks,
-                     "weights_lag": lag,
+                     "kept_groups": stats.kept_groups, "reward_failures": len(failed), "retried_calls": retried,
+                     "executor_fallbacks": fallbacks, "weights_lag": lag,
                      "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
                 engine.update_weights(sync.latest())
-                report = evaluate_held_out(engine, eval_prompts, evals, config)
-                log.log({f"eval/{k}": v for k, v in report.to_dict().items()}, step)
+                now = evaluate_held_out(engine, eval_prompts, evals, config)
+                log.log({f"eval/{k}": v for k, v in now.to_dict().items()}, step)
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
                     and step < alg.total_steps:
                 def parts(tmp: Path) -> dict:
