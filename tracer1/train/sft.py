@@ -89,13 +89,15 @@ def keep_evaluation(config, policy: Path, report: PlanningReport) -> None:
     save_json_atomic(evaluation_file(config, policy), report.to_dict())
 
 
-def batches(size: int, count: int, seed: int):
-    """Indices of `size` samples per step, walking seeded permutations epoch after epoch."""
+def batches(size: int, count: int, seed: int, shuffle: bool = True):
+    """Indices of `size` samples per step, walking epoch after epoch through seeded permutations of the `count`
+    samples, or through 0..count-1 in order (`shuffle=False`, `data.shuffle`)."""
     rng, order = random.Random(seed), []
     while True:
         while len(order) < size:
             fresh = list(range(count))
-            rng.shuffle(fresh)
+            if shuffle:
+                rng.shuffle(fresh)
             order += fresh
         yield order[:size]
         order = order[size:]
@@ -136,8 +138,8 @@ def train_sft(config, run_dir: Path) -> int:
             log.log({f"eval/{k}": v for k, v in report.to_dict().items()}, step)
             return report
 
-        draw = batches(sft.batch_size, len(train), config.seed)
-        draw_task_only = batches(sft.task_only_sequences, len(train), config.seed + 1)
+        draw = batches(sft.batch_size, len(train), config.seed, config.data.shuffle)
+        draw_task_only = batches(sft.task_only_sequences, len(train), config.seed + 1, config.data.shuffle)
         bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
         for step in bar:
             chosen = [train[i] for i in next(draw)]  # encoded per step: screenshots of every sample would not fit
