@@ -74,7 +74,8 @@ class ExecutorConfig(Section):
     num_actors: int = Field(1, ge=1, description="executor actors")
     max_new_tokens: int = Field(128, ge=1, description="generation budget of a VLM executor per step")
     deadline_s: float = Field(
-        60.0, gt=0, description="per-item deadline; a late item is retried on a fresh actor")
+        60.0, gt=0, description="seconds per item of a stage-2 executor call: a call of n items running past n × "
+                                "this has its actor killed and restarted and is retried (cluster.max_task_retries)")
     engine: Literal["hf", "vllm"] = Field(
         "hf", description="kind='vlm': the engine serving model_path (transformers, or vLLM on GPUs)")
     tensor_parallel_size: int = Field(1, ge=1, description="kind='vlm' on vLLM: GPUs per executor engine")

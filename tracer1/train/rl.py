@@ -149,7 +149,7 @@ def train_rl(config, run_dir: Path) -> int:
                 done("execute")
             else:
                 out = call_pool(executors, "first_steps", [(p.text, s) for s, p in plans], retries=retries,
-                                label=lambda pair: pair[1].sample_id)
+                                label=lambda pair: pair[1].sample_id, item_deadline_s=config.executor.deadline_s)
                 items = [RewardItem(n, p.text, label=s.label, executed=e, result=r, feedback=live[0] if live else None)
                          for n, (s, p), (e, r, *live) in zip(names, plans, out.results)]
                 done("execute", out)
