@@ -222,6 +222,13 @@ def test_an_actor_gets_the_torch_threads_of_its_role(local_ray):
             for resources in (Resources(cpus=1), Resources(cpus=1, threads=2))]
     counts = ray.get([a.__ray_call__.remote(lambda self: __import__("torch").get_num_threads()) for a in made])
     assert counts == [1, 2]
+    # and logging.level for tracer1's log messages in the actor's process
+    errors_only = CONFIG.model_copy(update={"logging": CONFIG.logging.model_copy(update={"level": "ERROR"})})
+    quiet = make_actor(RewardWorker, Resources(cpus=1), errors_only)
+    made.append(quiet.remote(RunConfig().reward, horizon=5, stage=1))
+    levels = ray.get([a.__ray_call__.remote(lambda self: __import__("logging").getLogger("tracer1.x")
+                                            .getEffectiveLevel()) for a in made[1:]])
+    assert levels == [20, 40]  # INFO (the default), ERROR
     roles = CONFIG.cluster
     assert (roles.learner.threads, roles.rollout.threads, roles.reward.threads, roles.executor.threads) == \
         (2, 2, None, None)

@@ -332,7 +332,9 @@ class ClusterConfig(Section):
 
 class LoggingConfig(Section):
     out_dir: str = Field("runs", min_length=1, description="runs are written to <out_dir>/<run_name>")
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="console log level")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="level of tracer1's Python log messages on the console (driver and actors); progress "
+                            "lines are printed regardless")
     log_every: int = Field(1, ge=1, description="log metrics every this many steps")
     jsonl_metrics: bool = Field(True, description="append metrics to metrics.jsonl in the run directory")
     tensorboard: bool = Field(True, description="write TensorBoard event files in the run directory")

@@ -22,6 +22,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from tracer1.metrics import configure_logging
 from tracer1.train.batch import split_evenly
 
 PLACEMENT_TIMEOUT_S = 600.0
@@ -80,6 +81,17 @@ class TorchThreads:
         super().__init__(*args, **kwargs)
 
 
+class LogLevel:
+    """Mixed into every actor class: applies `logging.level` in the actor's process before its constructor runs."""
+
+    log_level: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        if self.log_level is not None:
+            configure_logging(self.log_level)
+        super().__init__(*args, **kwargs)
+
+
 class Timed:
     """Mixed into every actor class: `timed(method, ...)` runs a method and also returns the seconds it took inside
     the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation)."""
@@ -92,8 +104,9 @@ class Timed:
 
 def make_actor(cls, resources, config, *, restartable: bool = True, **options):
     """`cls` as a Ray actor class with the role's resources; restartable roles come back after a crash."""
-    timed = type(cls.__name__, (Timed, TorchThreads, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__,
-                                                            "torch_threads": resources.threads})
+    timed = type(cls.__name__, (Timed, LogLevel, TorchThreads, cls),
+                 {"__module__": cls.__module__, "__doc__": cls.__doc__, "torch_threads": resources.threads,
+                  "log_level": config.logging.level})
     return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus,
                       max_restarts=config.cluster.max_restarts if restartable else 0, max_task_retries=0,
                       **options)(timed)
