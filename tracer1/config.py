@@ -312,8 +312,6 @@ class ClusterConfig(Section):
         None, description="Ray cluster address; null = $RAY_ADDRESS if set, else a local Ray")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK"] = Field(
         "PACK", description="Ray placement-group strategy for all actors")
-    colocate: bool = Field(
-        False, description="rollout engines share the learner's GPUs, taking turns (hybrid engine)")
     max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1 = forever)")
     max_task_retries: int = Field(
         3, ge=-1, description="times a work item is retried after its actor died (-1 = forever)")
