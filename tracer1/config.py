@@ -311,7 +311,8 @@ class ClusterConfig(Section):
     address: str | None = Field(
         None, description="Ray cluster address; null = $RAY_ADDRESS if set, else a local Ray")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK"] = Field(
-        "PACK", description="Ray placement-group strategy for all actors")
+        "PACK", description="Ray placement-group strategy of the learner ranks' group (the other actors are "
+                            "placed by Ray's default scheduling)")
     max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1 = forever)")
     max_task_retries: int = Field(
         3, ge=-1, description="times a work item is retried after its actor died (-1 = forever)")
