@@ -334,12 +334,14 @@ class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="level of tracer1's Python log messages on the console (driver and actors); progress "
                             "lines are printed regardless")
-    log_every: int = Field(1, ge=1, description="log metrics every this many steps")
+    log_every: int = Field(1, ge=1, description="log step metrics every this many steps, and at the last step")
     jsonl_metrics: bool = Field(True, description="append metrics to metrics.jsonl in the run directory")
     tensorboard: bool = Field(True, description="write TensorBoard event files in the run directory")
     wandb_project: str | None = Field(None, description="Weights & Biases project; null = off")
     mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI; null = off")
-    log_samples: int = Field(2, ge=0, description="sampled plans (with rewards) written to the log per step")
+    log_samples: int = Field(
+        2, ge=0, description="RL: sampled plans, with their rewards, written to the log (TensorBoard text, "
+                             "metrics.jsonl) at each logged step; SFT: held-out greedy plans after training")
 
 
 class CheckpointConfig(Section):

@@ -175,10 +175,13 @@ def train_rl(config, run_dir: Path) -> int:
             step_s = sum(wall.values())
             timing = {**{f"time/{k}": v for k, v in wall.items()}, **{f"busy/{k}": v for k, v in busy.items()},
                       "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
-            log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
-                     "kept_groups": stats.kept_groups, "reward_failures": failures, "retried_calls": retried,
-                     "weights_lag": lag,
-                     "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
+            if step % config.logging.log_every == 0 or step == alg.total_steps:
+                log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
+                         "kept_groups": stats.kept_groups, "reward_failures": failures, "retried_calls": retried,
+                         "weights_lag": lag,
+                         "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
+                for i, ((s, p), r) in enumerate(zip(plans[:config.logging.log_samples], sum(rewards, []))):
+                    log.log_text(f"sample{i}", f"{s.sample_id} (reward {r:+.3f})\n{p.text}", step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
