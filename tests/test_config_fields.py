@@ -16,7 +16,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-from tracer1.config import RunConfig
+from tracer1.config import EnvConfig, ExecutorConfig, RewardConfig, RunConfig
 from tracer1.overrides import is_section
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tracer1"
@@ -132,8 +132,7 @@ def reads(trees: dict[str, ast.Module]) -> set[tuple[str, str, str]]:
     return found
 
 
-def unread_fields() -> list[str]:
-    trees = package_trees()
+def unread_fields(trees: dict[str, ast.Module]) -> list[str]:
     names, seen = receivers(trees), reads(trees)
     by_attr = defaultdict(set)
     for module, receiver, attr in seen:
@@ -146,16 +145,20 @@ def unread_fields() -> list[str]:
 
 
 def test_every_config_field_is_read_somewhere():
-    unread = unread_fields()
+    unread = unread_fields(package_trees())
     assert not unread, f"config fields read nowhere in tracer1/: {', '.join(unread)}"
 
 
 def test_the_check_tells_a_field_from_a_same_named_attribute_of_something_else():
     # `reward.deadline_s` is read through the reward worker's `cfg`; the executor's field of the same name is not
     # thereby read. `env.sandbox_timeout_s` is read through `env_config`.
-    trees = package_trees()
-    names = receivers(trees)
-    from tracer1.config import EnvConfig, ExecutorConfig, RewardConfig
+    names = receivers(package_trees())
     assert ("tracer1/rewards/worker.py", "cfg") in names[RewardConfig]
     assert (None, "env_config") in names[EnvConfig]
     assert ("tracer1/rewards/worker.py", "cfg") not in names[ExecutorConfig]
+
+
+def test_the_check_reports_a_field_whose_only_reader_is_gone():
+    trees = package_trees()
+    del trees["tracer1/rewards/worker.py"]  # the only module reading the reward actors' deadline and failure value
+    assert unread_fields(trees) == ["reward.deadline_s", "reward.failure_value"]
