@@ -148,6 +148,11 @@ def test_an_unknown_key_suggests_the_closest_real_one(tmp_path):
     assert "did you mean rollout.group_size?" in problems_of(files=[typo_in_file])
 
 
+def test_cluster_colocate_is_not_a_setting():
+    # It promised rollout engines taking turns on the learner's GPUs, which no code does: naming it is an error.
+    assert "cluster.colocate = True: unknown key" in problems_of(["cluster.colocate=true"])
+
+
 def test_several_errors_are_reported_together():
     with pytest.raises(ConfigError) as caught:
         load_config(["reward.gamma=two", "stage=7", "learner.zero_stage=5", "nonsense"], [])

@@ -145,9 +145,6 @@ def test_the_loop_falls_back_to_the_file_path_and_says_why(capsys):
         capsys.readouterr().out
     assert select_weight_sync(gpu_config(), vllm_version=None) == "file"  # GPUs, no vLLM on the driver
     assert "found no vLLM" in capsys.readouterr().out
-    colocated = gpu_config().model_copy(update={"cluster": gpu_config().cluster.model_copy(update={"colocate": True})})
-    assert select_weight_sync(colocated, vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "file"
-    assert "cluster.colocate" in capsys.readouterr().out
     assert select_weight_sync(gpu_config(), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "nccl"  # where it can work
 
     class Learner:  # stands for LearnerWorker: the file path leaves the learner class as it is

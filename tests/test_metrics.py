@@ -4,11 +4,31 @@ start (wandb not installed) is reported and left out."""
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tracer1.config import LoggingConfig
-from tracer1.metrics import MetricsLogger
+from tracer1.metrics import MetricsLogger, configure_logging
+
+
+@pytest.fixture
+def tracer1_logger_level():
+    logger = logging.getLogger("tracer1")
+    kept = logger.level
+    yield logger
+    logger.setLevel(kept)
+
+
+def test_logging_level_decides_which_messages_of_tracer1_modules_get_through(caplog, tracer1_logger_level):
+    module_log = logging.getLogger("tracer1.executors.live")  # a module logger, as tracer1's modules make them
+    configure_logging("WARNING")
+    module_log.info("info at WARNING")
+    module_log.warning("warning at WARNING")
+    configure_logging("DEBUG")
+    module_log.debug("debug at DEBUG")
+    assert [r.getMessage() for r in caplog.records] == ["warning at WARNING", "debug at DEBUG"]
 
 
 def test_metrics_go_to_jsonl_and_tensorboard(tmp_path):

@@ -1,5 +1,6 @@
 """The command line `python -m tracer1.run`: help, printing, errors, the run directory and stage dispatch."""
 
+import logging
 import os
 import re
 import subprocess
@@ -90,6 +91,16 @@ def test_a_run_saves_its_resolved_config_before_training(tmp_path, stub_trainers
     assert [p.name for p in run_dir.iterdir()] == ["config.yaml"]  # no temp file left behind
     [(config, where)] = stub_trainers
     assert where == run_dir and config == saved
+
+
+def test_a_run_applies_logging_level_before_training(tmp_path, monkeypatch):
+    logger = logging.getLogger("tracer1")
+    monkeypatch.setattr(logger, "level", logger.level)  # restored afterwards
+    seen = []
+    monkeypatch.setitem(TRAINERS, 1, lambda config, run_dir: seen.append(logger.getEffectiveLevel()) or 0)
+    assert main([f"logging.out_dir={tmp_path}", "logging.level=DEBUG"]) == 0
+    assert main([f"logging.out_dir={tmp_path}", "logging.level=ERROR"]) == 0
+    assert seen == [logging.DEBUG, logging.ERROR]
 
 
 def test_every_stage_has_a_trainer_and_names_its_runs(tmp_path, stub_trainers):

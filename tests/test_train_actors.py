@@ -165,6 +165,42 @@ def test_an_actor_that_cannot_come_back_fails_the_call_with_its_name(local_ray, 
     killer.join()
 
 
+def hanging_executor():
+    """An executor stand-in whose `first_steps` hangs on a "poison" item: on every call, or (with `once`) only on
+    the first, recorded in a file since a restarted actor forgets. Made in a function so that Ray ships the class
+    itself (the workers cannot import this test module)."""
+
+    class Hangs:
+        def __init__(self, marker: str, once: bool):
+            self.marker, self.once = Path(marker), once
+
+        def first_steps(self, items: list) -> list:
+            if "poison" in items and not (self.once and self.marker.exists()):
+                self.marker.touch()
+                time.sleep(3600)
+            return [item.upper() for item in items]
+
+    return Hangs
+
+
+def test_an_executor_call_past_its_deadline_is_killed_and_retried_on_the_restarted_actor(local_ray, tmp_path):
+    worker = make_actor(hanging_executor(), CONFIG.cluster.executor, CONFIG).remote(str(tmp_path / "hung"), once=True)
+    ray.get(worker.__ray_ready__.remote())  # placed and constructed first, as in the RL loop
+    items = ["a", "poison", "b"]
+    started = time.monotonic()
+    out = call_pool([worker], "first_steps", items, retries=2, item_deadline_s=1.0)
+    assert out.retried == 1 and out.results == ["A", "POISON", "B"]
+    assert time.monotonic() - started < 120  # not the hour the hung call would have taken
+
+
+def test_an_executor_that_hangs_on_every_try_fails_the_call_naming_the_deadline(local_ray, tmp_path):
+    worker = make_actor(hanging_executor(), CONFIG.cluster.executor, CONFIG).remote(str(tmp_path / "hung"), once=False)
+    ray.get(worker.__ray_ready__.remote())
+    with pytest.raises(RuntimeError, match=r"first_steps \(2 items from x\) .* failed 2 times, it ran past its 1 s "
+                                           r"deadline"):
+        call_pool([worker], "first_steps", ["x", "poison"], retries=1, item_deadline_s=0.5)
+
+
 def test_two_learner_ranks_take_the_same_step_as_one_rank_with_the_whole_batch(local_ray, tiny_dirs, samples):
     """Data parallelism is exact: rank r gets micro-batches [r·k, (r+1)·k), DeepSpeed averages the ranks'
     gradients over gloo, and the loss denominator is the whole step's — so 2 ranks × 1 micro-batch take the step
@@ -208,6 +244,13 @@ def test_an_actor_gets_the_torch_threads_of_its_role(local_ray):
             for resources in (Resources(cpus=1), Resources(cpus=1, threads=2))]
     counts = ray.get([a.__ray_call__.remote(lambda self: __import__("torch").get_num_threads()) for a in made])
     assert counts == [1, 2]
+    # and logging.level for tracer1's log messages in the actor's process
+    errors_only = CONFIG.model_copy(update={"logging": CONFIG.logging.model_copy(update={"level": "ERROR"})})
+    quiet = make_actor(RewardWorker, Resources(cpus=1), errors_only)
+    made.append(quiet.remote(RunConfig().reward, horizon=5, stage=1))
+    levels = ray.get([a.__ray_call__.remote(lambda self: __import__("logging").getLogger("tracer1.x")
+                                            .getEffectiveLevel()) for a in made[1:]])
+    assert levels == [20, 40]  # INFO (the default), ERROR
     roles = CONFIG.cluster
     assert (roles.learner.threads, roles.rollout.threads, roles.reward.threads, roles.executor.threads) == \
         (2, 2, None, None)

@@ -51,6 +51,9 @@ def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
         assert all(m["stage1/reward_failures"] == m["stage1/executor_fallbacks"] == 0 for m in steps)
         assert [m["step"] for m in metrics_of(s1) if "stage1/eval/reward" in m] == [2, 3]  # every 2 steps + the end
         assert any("stage1/grad_norm" in m for m in steps)  # at least one group had a reward spread
+        texts = [(m["step"], *m["text"]) for m in metrics_of(s1) if "text" in m]  # logging.log_samples=2 a step
+        assert [(step, tag) for step, tag in texts] == [(n, f"stage1/sample{i}") for n in (1, 2, 3) for i in (0, 1)]
+        assert all("(reward " in m["text"][tag] for m in metrics_of(s1) if "text" in m for tag in m["text"])
         warm = [p for p in cache_dir_of(out).iterdir() if p.name.startswith("sft-")]  # warm start cached, with
         assert len(warm) == 1 and (warm[0] / "run" / "sft_report.json").is_file()  # its SFT report kept
         printed = capsys.readouterr().out
@@ -58,14 +61,16 @@ def test_stage_1_then_stage_2_on_a_local_ray(tmp_path, capsys):
         assert f"the SFT warm start is kept as {warm[0]}" in printed  # not only the directory it was built in
 
         assert main(["stage=2", f"logging.out_dir={out}", "run_name=s2", "algorithm.total_steps=2",
-                     "env.grounding=online", f"checkpoint.init_from={s1 / 'checkpoints' / 'final'}", *SMALL]) == 0
+                     "env.grounding=online", f"checkpoint.init_from={s1 / 'checkpoints' / 'final'}",
+                     "logging.log_every=2", "logging.log_samples=0", *SMALL]) == 0
         s2 = out / "s2"
         report = json.loads((s2 / "stage2_report.json").read_text())
         assert report["planner"] == str(s1 / "checkpoints" / "final")
         assert report["after"]["first_step_grounded"] is not None
-        assert [m["step"] for m in metrics_of(s2) if "stage2/reward_mean" in m] == [1, 2]
+        assert [m["step"] for m in metrics_of(s2) if "stage2/reward_mean" in m] == [2]  # logging.log_every=2
+        assert not any("text" in m for m in metrics_of(s2))
         # every built-in sample is restored live, so none falls back to offline scoring
-        assert [m["stage2/executor_fallbacks"] for m in metrics_of(s2) if "stage2/reward_mean" in m] == [0, 0]
+        assert [m["stage2/executor_fallbacks"] for m in metrics_of(s2) if "stage2/reward_mean" in m] == [0]
         bundle = load_planner(s2 / "checkpoints" / "final")
         assert bundle.is_vision and bundle.processor is not None
     finally:

@@ -13,7 +13,7 @@ from tracer1.models.loading import load_planner
 from tracer1.run import main
 from tracer1.train.assets import cached, dataset_path, planner_path
 from tracer1.eval.held_out import evaluate_held_out, evaluation_file
-from tracer1.train.sft import batches
+from tracer1.train.assets import batches
 
 SMALL = ["sft.steps=30", "sft.warmup_steps=3", "sft.batch_size=8", "learner.micro_batch_size=8", "sft.eval_samples=8",
          "sft.eval_plans=2", "data.generate_episodes=30", "data.eval_episodes=6", "rollout.max_new_tokens=128"]
@@ -26,6 +26,20 @@ def test_batches_walk_seeded_epochs_without_repeats_inside_one():
     assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:]) == list(range(10))
     again = batches(4, 10, seed=1)
     assert [next(again) for _ in range(5)] == first
+
+
+def test_data_shuffle_false_walks_the_samples_in_order_every_epoch(monkeypatch):
+    draw = batches(4, 10, seed=1, shuffle=False)
+    assert [i for _ in range(5) for i in next(draw)] == [*range(10), *range(10)]
+    # The RL loop's driver split draws with data.shuffle: in order when false, a permutation when true.
+    from tracer1.train import data_source
+
+    monkeypatch.setattr(data_source, "load_split", lambda config, split, limit=None: [f"s{i}" for i in range(6)])
+    for shuffle in (False, True):
+        split = data_source.DriverSplit(RunConfig.model_validate({"data": {"shuffle": shuffle},
+                                                                  "rollout": {"prompts_per_step": 3}}), {})
+        epoch = [split.train[i] for _ in range(2) for i in next(split.draw)]
+        assert sorted(epoch) == split.train and (epoch == split.train) is not shuffle
 
 
 def test_cached_builds_once_and_never_leaves_half_an_entry(tmp_path):

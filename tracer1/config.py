@@ -74,7 +74,8 @@ class ExecutorConfig(Section):
     num_actors: int = Field(1, ge=1, description="executor actors")
     max_new_tokens: int = Field(128, ge=1, description="generation budget of a VLM executor per step")
     deadline_s: float = Field(
-        60.0, gt=0, description="per-item deadline; a late item is retried on a fresh actor")
+        60.0, gt=0, description="seconds per item of a stage-2 executor call: a call of n items running past n × "
+                                "this has its actor killed and restarted and is retried (cluster.max_task_retries)")
     engine: Literal["hf", "vllm"] = Field(
         "hf", description="kind='vlm': the engine serving model_path (transformers, or vLLM on GPUs)")
     tensor_parallel_size: int = Field(1, ge=1, description="kind='vlm' on vLLM: GPUs per executor engine")
@@ -316,9 +317,8 @@ class ClusterConfig(Section):
     address: str | None = Field(
         None, description="Ray cluster address; null = $RAY_ADDRESS if set, else a local Ray")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK"] = Field(
-        "PACK", description="Ray placement-group strategy for all actors")
-    colocate: bool = Field(
-        False, description="rollout engines share the learner's GPUs, taking turns (hybrid engine)")
+        "PACK", description="Ray placement-group strategy of the learner ranks' group (the other actors are "
+                            "placed by Ray's default scheduling)")
     max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1 = forever)")
     max_task_retries: int = Field(
         3, ge=-1, description="times a work item is retried after its actor died (-1 = forever)")
@@ -336,13 +336,17 @@ class ClusterConfig(Section):
 
 class LoggingConfig(Section):
     out_dir: str = Field("runs", min_length=1, description="runs are written to <out_dir>/<run_name>")
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="console log level")
-    log_every: int = Field(1, ge=1, description="log metrics every this many steps")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="level of tracer1's Python log messages on the console (driver and actors); progress "
+                            "lines are printed regardless")
+    log_every: int = Field(1, ge=1, description="log step metrics every this many steps, and at the last step")
     jsonl_metrics: bool = Field(True, description="append metrics to metrics.jsonl in the run directory")
     tensorboard: bool = Field(True, description="write TensorBoard event files in the run directory")
     wandb_project: str | None = Field(None, description="Weights & Biases project; null = off")
     mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI; null = off")
-    log_samples: int = Field(2, ge=0, description="sampled plans (with rewards) written to the log per step")
+    log_samples: int = Field(
+        2, ge=0, description="RL: sampled plans, with their rewards, written to the log (TensorBoard text, "
+                             "metrics.jsonl) at each logged step; SFT: held-out greedy plans after training")
 
 
 class CheckpointConfig(Section):

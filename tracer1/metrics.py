@@ -3,16 +3,27 @@ and MLflow when asked. One `MetricsLogger` per run; every stage logs through it.
 
     with MetricsLogger(run_dir, config.logging, config=config) as log:
         log.log({"loss": 0.7, "reward/mean": 0.31}, step=12)
+
+`configure_logging(config.logging.level)` sets the level of tracer1's Python log messages (the run's driver and
+each actor call it at start).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+
+def configure_logging(level: str) -> None:
+    """`logging.level` for tracer1's log messages (`logging.getLogger(__name__)` in its modules): the `tracer1`
+    logger's level, and a console handler on the root logger if the process has none yet."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # no-op if handlers exist
+    logging.getLogger("tracer1").setLevel(level)
 
 
 def _plain(value: Any) -> float | None:

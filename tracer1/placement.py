@@ -397,9 +397,6 @@ def _add_notes(plan: Plan, config) -> None:
     if len({p.node for p in plan.placed} | learner_nodes) > 1:
         plan.notes.append(f"several nodes: logging.out_dir ({config.logging.out_dir}) must be storage every node "
                           "mounts (learner ranks write checkpoint parts there; resume reads them back)")
-    if config.cluster.colocate:
-        plan.notes.append("cluster.colocate is not used by the training loop yet; roles share a GPU only through "
-                          "fractional cluster.*.gpus, as planned above")
     if r.engine == "vllm" and config.cluster.learner.gpus > 0 and config.cluster.rollout.gpus > 0:
         bucket = f"{r.weight_sync_bucket_mb} MB buckets"
         plan.notes.append({"auto": f"weight sync: NCCL broadcast in {bucket} where the cluster's vLLM is a supported "

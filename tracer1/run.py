@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. logging.out_dir not writable: say so, without a traceback
         print(f"tracer1: cannot create the run directory under {config.logging.out_dir}: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    from tracer1.metrics import configure_logging  # noqa: PLC0415
+
+    configure_logging(config.logging.level)
     code = TRAINERS[config.stage](config, run_dir)
     if code == EXIT_OK:  # the run's HTML report (curves, metrics, examples on their screenshots); never fails the run
         from tracer1.report import report_after_run  # noqa: PLC0415 — matplotlib loads only here

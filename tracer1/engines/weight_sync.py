@@ -209,8 +209,6 @@ def choose_sync(config, *, gpus: bool, vllm_version: str | None) -> tuple[str, s
         blocker = f"rollout.engine is {r.engine!r}; the NCCL path serves vLLM engines"
     elif not gpus:
         blocker = "the learner ranks and rollout engines are not all on GPUs (cluster.learner/rollout.gpus)"
-    elif config.cluster.colocate:
-        blocker = "cluster.colocate puts rollout engines on the learner's GPUs; NCCL needs one rank per GPU"
     else:
         try:
             check_vllm_version(vllm_version)

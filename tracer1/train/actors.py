@@ -2,7 +2,8 @@
 plain worker classes, placing the learner ranks, and calling a pool of actors on shards of a batch with retries.
 
 Failure handling: rollout, executor and reward actors are restarted by Ray (`cluster.max_restarts`); a call whose
-actor died is retried here (`cluster.max_task_retries` times), not by Ray, so that a restarted rollout worker —
+actor died, or that ran past its deadline (executor calls: `executor.deadline_s` per item; the actor is then
+killed), is retried here (`cluster.max_task_retries` times), not by Ray, so that a restarted rollout worker —
 which comes back with the weights it was created with — is first given the current weights (`before_retry`).
 Errors raised by the work itself are not retried: they surface with the actor and the items named.
 """
@@ -21,6 +22,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from tracer1.metrics import configure_logging
 from tracer1.train.batch import split_evenly
 
 PLACEMENT_TIMEOUT_S = 600.0
@@ -79,6 +81,17 @@ class TorchThreads:
         super().__init__(*args, **kwargs)
 
 
+class LogLevel:
+    """Mixed into every actor class: applies `logging.level` in the actor's process before its constructor runs."""
+
+    log_level: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        if self.log_level is not None:
+            configure_logging(self.log_level)
+        super().__init__(*args, **kwargs)
+
+
 class Timed:
     """Mixed into every actor class: `timed(method, ...)` runs a method and also returns the seconds it took inside
     the actor, so the loop can tell work from orchestration (queueing, transfers, serialisation)."""
@@ -91,8 +104,9 @@ class Timed:
 
 def make_actor(cls, resources, config, *, restartable: bool = True, **options):
     """`cls` as a Ray actor class with the role's resources; restartable roles come back after a crash."""
-    timed = type(cls.__name__, (Timed, TorchThreads, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__,
-                                                            "torch_threads": resources.threads})
+    timed = type(cls.__name__, (Timed, LogLevel, TorchThreads, cls),
+                 {"__module__": cls.__module__, "__doc__": cls.__doc__, "torch_threads": resources.threads,
+                  "log_level": config.logging.level})
     return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus,
                       max_restarts=config.cluster.max_restarts if restartable else 0, max_task_retries=0,
                       **options)(timed)
@@ -155,44 +169,64 @@ class Answers:
 
 
 def call_actors(calls: Sequence[tuple[object, tuple]], method: str, *, retries: int, what: Sequence[str] = (),
-                before_retry: Callable[[object], None] | None = None, **kwargs) -> Answers:
-    """`actor.method(*args, **kwargs)` for each (actor, args), all at once. A call whose actor died is sent again
-    to the same (restarted) actor after `before_retry(actor)`, up to `retries` times (-1 = forever); `what[i]`
-    names call i's work in messages."""
+                before_retry: Callable[[object], None] | None = None,
+                deadline_s: Sequence[float] | None = None, **kwargs) -> Answers:
+    """`actor.method(*args, **kwargs)` for each (actor, args), all at once. A call whose actor died — or that ran
+    past its `deadline_s[i]` seconds, whereupon its actor is killed for Ray to restart — is sent again to the same
+    (restarted) actor after `before_retry(actor)`, up to `retries` times (-1 = forever); `what[i]` names call i's
+    work in messages."""
     answers: list = [None] * len(calls)
     busy, retried = [0.0] * len(calls), 0
     pending = {i: a.timed.remote(method, *args, **kwargs) for i, (a, args) in enumerate(calls)}
+    due = {i: time.monotonic() + deadline_s[i] if deadline_s else math.inf for i in pending}
     attempts = dict.fromkeys(pending, 0)
     while pending:
-        done, _ = ray.wait(list(pending.values()), num_returns=1)
-        i = next(k for k, ref in pending.items() if ref == done[0])
+        late = min(pending, key=due.__getitem__)
+        wait_s = due[late] - time.monotonic()
+        done, _ = ray.wait(list(pending.values()), num_returns=1, timeout=max(0.0, wait_s) if wait_s < math.inf
+                           else None)
+        i = next(k for k, ref in pending.items() if ref == done[0]) if done else late
         worker, args = calls[i]
-        try:
-            busy[i], answers[i] = ray.get(pending.pop(i))
-        except (RayActorError, ActorUnavailableError) as exc:
-            name = f"{method} ({what[i] if i < len(what) else f'call {i}'}) on actor {worker._actor_id.hex()[:12]}"
-            if 0 <= retries <= attempts[i]:
-                raise RuntimeError(f"{name} failed {attempts[i] + 1} times, its actor died: {exc}") from exc
-            attempts[i] += 1
-            retried += 1
-            print(f"tracer1: actor died during {name}; retrying it (attempt {attempts[i] + 1})", flush=True)
+        name = f"{method} ({what[i] if i < len(what) else f'call {i}'}) on actor {worker._actor_id.hex()[:12]}"
+        cause = None
+        if done:
             try:
-                wait_for_restart(worker)
-            except RuntimeError as gone:
-                raise RuntimeError(f"{name}: {gone}") from exc
-            if before_retry is not None:
-                before_retry(worker)
-            pending[i] = worker.timed.remote(method, *args, **kwargs)
+                busy[i], answers[i] = ray.get(pending.pop(i))
+                continue
+            except (RayActorError, ActorUnavailableError) as exc:
+                brief, cause = "its actor died", exc
+                why = f"{brief}: {exc}"
+        else:  # past its deadline: a hung actor is killed like a crashed one, and Ray restarts it
+            why = brief = f"it ran past its {deadline_s[i]:g} s deadline"
+            del pending[i]
+            ray.kill(worker, no_restart=False)
+        if 0 <= retries <= attempts[i]:
+            raise RuntimeError(f"{name} failed {attempts[i] + 1} times, {why}") from cause
+        attempts[i] += 1
+        retried += 1
+        print(f"tracer1: {name}: {brief}; retrying it (attempt {attempts[i] + 1})", flush=True)
+        try:
+            wait_for_restart(worker)
+        except RuntimeError as gone:
+            raise RuntimeError(f"{name}: {gone}") from cause
+        if before_retry is not None:
+            before_retry(worker)
+        pending[i] = worker.timed.remote(method, *args, **kwargs)
+        due[i] = time.monotonic() + deadline_s[i] if deadline_s else math.inf
     return Answers(answers, max(busy, default=0.0), retried)
 
 
 def call_pool(workers: Sequence, method: str, items: list, *, retries: int, label: Callable[[object], str] = str,
-              before_retry: Callable[[object], None] | None = None, **kwargs) -> Answers:
-    """`method` on each worker with an even, in-order share of `items`; the answers concatenated in item order."""
+              before_retry: Callable[[object], None] | None = None, item_deadline_s: float | None = None,
+              **kwargs) -> Answers:
+    """`method` on each worker with an even, in-order share of `items`; the answers concatenated in item order.
+    With `item_deadline_s`, a call of n items that takes longer than n × item_deadline_s is retried on its
+    restarted actor (`call_actors`)."""
     shards = [items[s] for s in split_evenly(len(items), len(workers)) if s.stop > s.start]
     what = [f"{len(shard)} items from {label(shard[0])}" for shard in shards]
+    deadlines = [len(shard) * item_deadline_s for shard in shards] if item_deadline_s else None
     out = call_actors([(w, (shard,)) for w, shard in zip(workers, shards)], method, retries=retries, what=what,
-                      before_retry=before_retry, **kwargs)
+                      before_retry=before_retry, deadline_s=deadlines, **kwargs)
     return Answers([x for part in out.results for x in part], out.busy_s, out.retried)
 
 

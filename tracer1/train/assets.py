@@ -1,4 +1,5 @@
-"""What a run needs before it trains: the planner checkpoint and the planning samples, built when missing.
+"""What a run needs before it trains: the planner checkpoint and the planning samples, built when missing, and
+the order in which a run walks the samples (`batches`).
 
 The embedded default downloads nothing: with `model.path` null the tiny planner is built from its config, and with
 `data.train_path` / `data.eval_path` null the built-in world's oracle writes the samples. Both are cached under
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -81,3 +83,17 @@ def load_split(config, split: str, limit: int | None = None) -> list:
     """The samples of `split` (whole file: the planning datasets of the embedded default are small)."""
     samples = read_samples(dataset_path(config, split))
     return samples[:limit] if limit is not None else samples
+
+
+def batches(size: int, count: int, seed: int, shuffle: bool = True):
+    """Indices of `size` samples per step, walking epoch after epoch through seeded permutations of the `count`
+    samples, or through 0..count-1 in order (`shuffle=False`, `data.shuffle`)."""
+    rng, order = random.Random(seed), []
+    while True:
+        while len(order) < size:
+            fresh = list(range(count))
+            if shuffle:
+                rng.shuffle(fresh)
+            order += fresh
+        yield order[:size]
+        order = order[size:]

@@ -7,8 +7,9 @@ same next batch.
     write_checkpoint(..., {**data.state(step), ...})
 
 * `DriverSplit` (`data.train_shards` null): the driver loads the training split and draws `rollout.prompts_per_step`
-  indices a step from seeded permutations (`tracer1.train.sft.batches`); the rollout workers get even shares of the
-  batch. The cursor is the step: a resumed run skips that many batches.
+  indices a step from seeded permutations, or in order with `data.shuffle` false (`tracer1.train.assets.batches`,
+  as the SFT warm start does); the rollout workers get even shares of the batch. The cursor is the step: a resumed
+  run skips that many batches.
 * `WorkerShards` (`data.train_shards` set): the driver only lists the shards (names and footers). Rollout worker i
   of n holds a `WorkerShardReader` over its contiguous range of them and draws its own share of each batch
   (`prompts_per_step` split as evenly as possible, the first workers taking one more), in shard and row order,
@@ -23,9 +24,8 @@ from __future__ import annotations
 from tracer1.data.shards import list_shards, shard_range
 from tracer1.rollout import WorkerShard
 from tracer1.train.actors import Answers, call_actors, call_pool
-from tracer1.train.assets import load_split
+from tracer1.train.assets import batches, load_split
 from tracer1.train.batch import split_evenly
-from tracer1.train.sft import batches
 
 
 def rollout_seed(config, step: int) -> int:
@@ -39,7 +39,7 @@ class DriverSplit:
     def __init__(self, config, state: dict):
         self.config = config
         self.train = load_split(config, "train", config.data.max_samples)
-        self.draw = batches(config.rollout.prompts_per_step, len(self.train), config.seed)
+        self.draw = batches(config.rollout.prompts_per_step, len(self.train), config.seed, config.data.shuffle)
         for _ in range(state.get("step", 0)):  # the data cursor: batches are drawn in a fixed, seeded order
             next(self.draw)
 

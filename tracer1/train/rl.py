@@ -151,7 +151,7 @@ def train_rl(config, run_dir: Path) -> int:
                 done("execute")
             else:
                 out = call_pool(executors, "first_steps", [(p.text, s) for s, p in plans], retries=retries,
-                                label=lambda pair: pair[1].sample_id)
+                                label=lambda pair: pair[1].sample_id, item_deadline_s=config.executor.deadline_s)
                 items = [RewardItem(n, p.text, label=s.label, executed=x.step, result=x.result,
                                     feedback=x.feedback) for n, (s, p), x in zip(names, plans, out.results)]
                 fallbacks = sum(x.fell_back for x in out.results)  # online: samples the live env could not restore
@@ -179,10 +179,13 @@ def train_rl(config, run_dir: Path) -> int:
             step_s = sum(wall.values())
             timing = {**{f"time/{k}": v for k, v in wall.items()}, **{f"busy/{k}": v for k, v in busy.items()},
                       "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
-            log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
-                     "kept_groups": stats.kept_groups, "reward_failures": len(failed), "retried_calls": retried,
-                     "executor_fallbacks": fallbacks, "weights_lag": lag,
-                     "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
+            if step % config.logging.log_every == 0 or step == alg.total_steps:
+                log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
+                         "kept_groups": stats.kept_groups, "reward_failures": len(failed), "retried_calls": retried,
+                         "executor_fallbacks": fallbacks, "weights_lag": lag,
+                         "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
+                for i, ((s, p), r) in enumerate(zip(plans[:config.logging.log_samples], sum(rewards, []))):
+                    log.log_text(f"sample{i}", f"{s.sample_id} (reward {r:+.3f})\n{p.text}", step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
             if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:

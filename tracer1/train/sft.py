@@ -14,7 +14,6 @@ The learner is the same `Learner` the RL stages use, with `sft_loss` as its obje
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_
 from tracer1.models.loading import load_planner
 from tracer1.models.prompt import plan_target, prompts_for_run, task_only_prompt
 from tracer1.seeding import seed_everything
-from tracer1.train.assets import load_split, planner_path
+from tracer1.train.assets import batches, load_split, planner_path
 from tracer1.report.text import summary_table
 
 
@@ -41,18 +40,6 @@ def task_only_prompts(bundle, samples, config) -> list:
 
 def oracle_targets(bundle, samples, config) -> list[list[int]]:
     return [tokenize_target(bundle, plan_target(s.future, config.horizon)) for s in samples]
-
-
-def batches(size: int, count: int, seed: int):
-    """Indices of `size` samples per step, walking seeded permutations epoch after epoch."""
-    rng, order = random.Random(seed), []
-    while True:
-        while len(order) < size:
-            fresh = list(range(count))
-            rng.shuffle(fresh)
-            order += fresh
-        yield order[:size]
-        order = order[size:]
 
 
 def train_sft(config, run_dir: Path) -> int:
@@ -90,8 +77,8 @@ def train_sft(config, run_dir: Path) -> int:
             log.log({f"eval/{k}": v for k, v in report.to_dict().items()}, step)
             return report
 
-        draw = batches(sft.batch_size, len(train), config.seed)
-        draw_task_only = batches(sft.task_only_sequences, len(train), config.seed + 1)
+        draw = batches(sft.batch_size, len(train), config.seed, config.data.shuffle)
+        draw_task_only = batches(sft.task_only_sequences, len(train), config.seed + 1, config.data.shuffle)
         bar = tqdm(range(1, sft.steps + 1), desc="sft", unit="step")
         for step in bar:
             chosen = [train[i] for i in next(draw)]  # encoded per step: screenshots of every sample would not fit
