@@ -10,13 +10,11 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from tracer1.config import LearnerConfig, RunConfig
-from tracer1.engines.hf import HFEngine
 from tracer1.engines.weight_sync import (
     SUPPORTED_VLLM, check_vllm_version, choose_sync, engine_ranks, gathered_buckets, hf_name, pack_bucket,
     plan_buckets, unpack_bucket, weight_buckets,
 )
 from tracer1.learner import Learner
-from tracer1.models.loading import PlannerBundle
 
 
 def tiny_qwen2(seed: int) -> Qwen2ForCausalLM:

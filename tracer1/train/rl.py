@@ -39,6 +39,7 @@ from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
 from tracer1.models.prompt import prompts_for_run
+from tracer1.report.text import summary_table
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, seed_everything, set_rng_state
@@ -47,7 +48,6 @@ from tracer1.train.assets import cache_dir, cached, load_split
 from tracer1.train.batch import training_batches
 from tracer1.train.checkpoints import policy_dir, read_state, resume_point, write_checkpoint
 from tracer1.train.data_source import training_data
-from tracer1.report.text import summary_table
 from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
 PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts of a step, in order

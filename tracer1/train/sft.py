@@ -28,9 +28,9 @@ from tracer1.metrics import MetricsLogger
 from tracer1.models.inputs import encode_for_training, encode_prompts, tokenize_target
 from tracer1.models.loading import load_planner
 from tracer1.models.prompt import plan_target, prompts_for_run, task_only_prompt
+from tracer1.report.text import summary_table
 from tracer1.seeding import seed_everything
 from tracer1.train.assets import batches, load_split, planner_path
-from tracer1.report.text import summary_table
 
 
 def task_only_prompts(bundle, samples, config) -> list:
