@@ -13,8 +13,8 @@ parent is gone exits quietly.
 The scorer is named by "module:function" so that the child can import it (`score_item` by default: stage 1
 against the reference future, stage 2 by the live env's feedback when the item carries it (online,
 `live_reward`), else against the grounding label (`grounded_reward`)). The child answers item by item, so the
-worker scores about half as many plans a second as calling the reward in-process (~7,000 vs ~14,000 on one
-core here) — the price of the deadline, small next to generation.
+worker scores fewer plans a second than calling the reward in-process — the price of the deadline, small next to
+generation.
 """
 
 from __future__ import annotations
