@@ -190,3 +190,23 @@ def test_one_line_keeps_at_most_max_problems_too():
     step, _, problems = parse_step(line)
     assert step == parsed.steps[0] and len(problems) == MAX_PROBLEMS + 1
     assert problems[-1] == f"... and {59 - MAX_PROBLEMS} more problems"
+
+
+def test_huge_steps_are_scored_without_entering_the_caches():
+    """The parser's, the repetition test's and the text matcher's caches keep short strings only, so scoring
+    megabytes of model output does not leave megabytes behind in them."""
+    from tracer1.config import RewardConfig
+    from tracer1.plan.grammar import _read_line
+    from tracer1.plan.steps import CACHED_TEXT, _signature
+    from tracer1.rewards import grounded_reward, score_plan
+    from tracer1.rewards.grounded import GroundingLabel
+    from tracer1.rewards.match import _cached_token_set
+
+    huge = "word " * (CACHED_TEXT // 2)
+    plan = f'<plan>\n1. type(target="{huge}", text="{huge}")\n2. type(target="{huge}", text="{huge}")\n</plan>'
+    caches = (_read_line, _signature, _cached_token_set)
+    before = [c.cache_info().currsize for c in caches]
+    reference = (Step("type", target=huge, text=huge + "x"),)
+    score_plan(plan, reference, RewardConfig(), 10)
+    grounded_reward(plan, parse_plan(plan).steps[0], GroundingLabel(action="type", text=huge), RewardConfig())
+    assert [c.cache_info().currsize for c in caches] == before

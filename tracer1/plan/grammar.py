@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from tracer1.plan.steps import ACTIONS, GRID, ArgValue, Point, Step, field_problems, step_problems
+from tracer1.plan.steps import ACTIONS, CACHED_TEXT, GRID, ArgValue, Point, Step, field_problems, step_problems
 
 MAX_STEPS = 256  # bounds the work on runaway outputs; far above any useful horizon
 _MAX_QUOTE = 60  # characters of a bad line quoted back in a problem
 MAX_PROBLEMS = 50  # problems kept per plan (and per line); one last entry counts the rest
 MAX_ARGS = 64  # arguments read per step; a longer call is junk, refused without reading the rest
 MAX_DIGITS = 100  # a longer number is junk, and int() refuses past 4,300 digits
-_CACHE_LINE = 4096  # longer lines are read without the cache, so that it never holds huge strings
 
 # "3. click(" / "3) click(" / "- click(" / "click(" at the start of a line
 _STEP_HEAD = re.compile(r"\s*(?:(\d++)\s*[.):]|[-*])?\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
@@ -227,7 +226,7 @@ def as_step(value: object, problems: list[str], *, where: str = "step", strict: 
 def _read_any(line: str) -> _Line | None:
     """`_read_line`, cached for lines of ordinary length; an exception inside becomes the line's problem."""
     try:
-        return _read_line(line) if len(line) <= _CACHE_LINE else _read_line.__wrapped__(line)
+        return _read_line(line) if len(line) <= CACHED_TEXT else _read_line.__wrapped__(line)
     except Exception as exc:  # noqa: BLE001 — a bug here must cost one line, never the whole parse
         return _failed_line(exc)
 
@@ -410,7 +409,7 @@ def _parse_plan(text: str) -> ParsedPlan:
             closed = True
             break
         try:  # `_read_any` inlined: this loop runs once per line of what may be megabytes of junk
-            read = _read_line(line) if len(line) <= _CACHE_LINE else _read_line.__wrapped__(line)
+            read = _read_line(line) if len(line) <= CACHED_TEXT else _read_line.__wrapped__(line)
         except Exception as exc:  # noqa: BLE001
             read = _failed_line(exc)
         if read is None or (not in_block and not read.known):

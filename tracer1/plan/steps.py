@@ -139,12 +139,26 @@ def _norm(text: str | None) -> str | None:
     return " ".join(text.split()).strip(".!?,;:").casefold()
 
 
-@lru_cache(maxsize=1 << 16)  # steps recur across a GRPO group and its reference; the result is immutable
+CACHED_TEXT = 4096  # characters of text a step may carry and still be cached: the caches never hold huge strings
+
+
+def _text_size(step: Step) -> int:
+    return sum(len(v) for v in (step.target, step.text, step.app, step.tool) if v) + sum(
+        len(k) + (len(v) if isinstance(v, str) else 0) for k, v in step.args)
+
+
 def step_signature(step: Step) -> tuple:
     """Everything that identifies a step except its point (compared with a tolerance, see `same_step`).
 
     When the step has a point, the point says where it acts and the target's wording is left out.
     """
+    if _text_size(step) > CACHED_TEXT:
+        return _signature.__wrapped__(step)
+    return _signature(step)
+
+
+@lru_cache(maxsize=1 << 16)  # steps recur across a GRPO group and its reference; the result is immutable
+def _signature(step: Step) -> tuple:
     target = None if step.point is not None else _norm(step.target)
     args = tuple((name, _norm(v) if isinstance(v, str) else v) for name, v in step.args)
     return (step.action, target, _norm(step.text), step.direction, step.key, _norm(step.app),
