@@ -154,6 +154,7 @@ PATHOLOGICAL = {
     "repeated arguments": lambda n: '<plan>\n1. call(tool="t", ' + "a=1, " * (n // 5) + ")",
     "junk lines": lambda n: "<plan>\n" + "a\n" * (n // 2),
     "distinct junk lines": lambda n: "<plan>\n" + "".join(f"{i}\n" for i in range(n // 7)),
+    "junk lines with parentheses": lambda n: "<plan>\n" + "= (\n" * (n // 4),
     "blank lines": lambda n: "<plan>\n" + " \n" * (n // 2),
     "prose lines": lambda n: "".join(f"x{i}\n" for i in range(n // 7)),
     "unclosed backslashes": lambda n: '<plan>\n1. type(text="' + "\\" * n,
@@ -215,10 +216,10 @@ def main(n: int = N_STRINGS) -> dict:
         r = f[key]
         print(f"  slowest input, {name}: {r['seconds'] * 1e3:.1f} ms ({r['seconds_again'] * 1e3:.1f} ms timed again), "
               f"{r['chars']:,} chars ({r['kind']})")
-    print(f"  {'pathological input':<22} {'parse 250K':>10} {'500K':>8} {'1M':>8} {'rewards 1M':>11} "
+    print(f"  {'pathological input':<28} {'parse 250K':>10} {'500K':>8} {'1M':>8} {'rewards 1M':>11} "
           f"{'mem B/B 1M':>11}")
     for name, rows in s.items():
-        print(f"  {name:<22} " + " ".join(f"{r['parse_s'] * 1e3:>{w}.1f}" for r, w in zip(rows, (8, 8, 8)))
+        print(f"  {name:<28} " + " ".join(f"{r['parse_s'] * 1e3:>{w}.1f}" for r, w in zip(rows, (8, 8, 8)))
               + f" ms {rows[-1]['rewards_s'] * 1e3:>8.1f} ms {rows[-1]['peak_bytes_per_byte']:>10.2f}")
     worst = max((r["parse_s"], name) for name, rows in s.items() for r in rows)
     print(f"  slowest parse up to 1 MB: {worst[0] * 1e3:.1f} ms ({worst[1]}); most memory: "

@@ -169,3 +169,17 @@ def test_huge_steps_are_scored_without_entering_the_caches():
     score_plan(plan, reference, RewardConfig(), 10)
     grounded_reward(plan, parse_plan(plan).steps[0], GroundingLabel(action="type", text=huge), RewardConfig())
     assert [c.cache_info().currsize for c in caches] == before
+
+
+def test_the_junk_line_count_sees_every_kind_of_whitespace_as_the_parser_does():
+    """Past MAX_PROBLEMS junk lines are only counted, fast, by deleting `HORIZONTAL_SPACE`: it must be all of
+    Python's whitespace but the newline, or a line of, say, em spaces would count as a problem."""
+    import re
+
+    from tracer1.plan.grammar import HORIZONTAL_SPACE, _count_lines
+
+    everything = {chr(c) for c in range(0x110000) if chr(c).isspace() or re.match(r"\s", chr(c))}
+    assert set(HORIZONTAL_SPACE) == everything - {"\n"}
+    lines = ["a", "", " ", "\u2003", "\xa0b\u3000", "\t\r", "x y", "\x1c"]  # 3 with something to read
+    text = "\n".join(lines * 1000)
+    assert _count_lines(text, 0, len(text), chunk=97) == 3 * 1000 == len(re.findall(r"^[^\S\n]*\S", text, re.M))

@@ -347,8 +347,11 @@ def parse_plan(text) -> ParsedPlan:
 _LINE_HEAD = r"^[^\S\n]*+(?:\d++[^\S\n]*+[.):]|[-*])?+[^\S\n]*+"
 _ANY_HEAD = re.compile(_LINE_HEAD + r"[A-Za-z_][A-Za-z0-9_]*+[^\S\n]*+\(", re.M)
 _KNOWN_HEAD = re.compile(_LINE_HEAD + rf"(?i:{'|'.join(ACTIONS)})[^\S\n]*+\(|^[^\S\n]*+</plan>", re.M)
-_NONBLANK_LINE = re.compile(r"^[^\S\n]*+\S", re.M)
 _SPACE = re.compile(r"\s*+")
+# Every character `\s` and str.isspace() call whitespace except "\n": deleted, a line with nothing else is empty
+HORIZONTAL_SPACE = ("\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_DELETE_SPACE = str.maketrans("", "", HORIZONTAL_SPACE)
 
 
 def _skip_junk(region: str, pos: int, in_block: bool, problems: _Problems) -> int:
@@ -356,8 +359,16 @@ def _skip_junk(region: str, pos: int, in_block: bool, problems: _Problems) -> in
 
     Out of a block only known steps and a closing tag matter; in one, with the problems full, any step-like
     line or `</plan>`, and the lines skipped are counted as dropped "not a step" problems. Searching with a
-    regex instead of a Python loop per line keeps megabytes of one-character junk lines fast."""
-    head = (_ANY_HEAD if in_block else _KNOWN_HEAD).search(region, pos)
+    regex (from the line of the first "(" or tag: every head ends in one) and counting with str methods, not a
+    Python loop per line, keeps megabytes of one-character junk lines fast."""
+    first = region.find("(", pos)
+    if not in_block:
+        tag = region.find("</plan>", pos, first if first >= 0 else len(region))
+        first = tag if tag >= 0 else first
+    head = None
+    if first >= 0:
+        line = max(pos, region.rfind("\n", pos, first) + 1)
+        head = (_ANY_HEAD if in_block else _KNOWN_HEAD).search(region, line)
     target = head.start() if head is not None else len(region) + 1
     if in_block:
         close = region.find("</plan>", pos, target)
@@ -368,13 +379,13 @@ def _skip_junk(region: str, pos: int, in_block: bool, problems: _Problems) -> in
 
 
 def _count_lines(text: str, pos: int, end: int, chunk: int = 1 << 16) -> int:
-    """The non-blank lines in text[pos:end] (`pos` at a line start), counted a chunk of lines at a time so the
-    regex's list of matches stays small."""
+    """The non-blank lines in text[pos:end] (`pos` at a line start), a chunk of lines at a time so the lists
+    stay small: with all but "\n" of the whitespace deleted, each non-blank line is one word of `split()`."""
     count = 0
     while pos < end:
         stop = text.find("\n", min(pos + chunk, end), end)
         stop = end if stop < 0 else stop + 1
-        count += _NONBLANK_LINE.subn("", text[pos:stop])[1]
+        count += len(text[pos:stop].translate(_DELETE_SPACE).split())
         pos = stop
     return count
 
