@@ -1,6 +1,7 @@
 """The rollout-scaling benchmark's measurement on a real local Ray with two of its fake engines (actors that sleep a
 fixed latency per call): call_pool gives each worker its even, in-order share, the two sleep at the same time, and
-the efficiency the bench reports is ideal / measured wall."""
+the efficiency the bench reports is ideal / measured wall. And the rewards benchmark can start each measurement
+cold: the caches it clears exist."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def test_two_fake_engines_share_the_batch_and_sleep_in_parallel(scaling):
     assert row["efficiency"] == pytest.approx(LATENCY / row["wall_s"])
     assert row["overhead_s"] == pytest.approx(row["wall_s"] - LATENCY)
     assert 0.5 < row["efficiency"] <= 1.0
+
+
+def test_the_rewards_bench_empties_the_parse_and_reward_caches():
+    from tracer1.plan import Step, parse_plan, step_signature
+    from tracer1.plan.grammar import _read_line
+    from tracer1.rewards.match import _token_set, token_f1
+
+    sys.path.insert(0, str(BENCH.parent))
+    spec = importlib.util.spec_from_file_location("rewards_throughput", BENCH.parent / "rewards_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parse_plan('<plan>\n1. click(target="OK")\n</plan>'), step_signature(Step("wait")), token_f1("a b", "b c")
+    module.clear_caches()
+    assert [c.cache_info().currsize for c in (_read_line, step_signature, _token_set)] == [0, 0, 0]

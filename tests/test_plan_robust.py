@@ -156,14 +156,14 @@ def test_huge_steps_are_scored_without_entering_the_caches():
     megabytes of model output does not leave megabytes behind in them."""
     from tracer1.config import RewardConfig
     from tracer1.plan.grammar import _read_line
-    from tracer1.plan.steps import CACHED_TEXT, _signature
+    from tracer1.plan.steps import CACHED_TEXT, step_signature
     from tracer1.rewards import grounded_reward, score_plan
     from tracer1.rewards.grounded import GroundingLabel
-    from tracer1.rewards.match import _cached_token_set
+    from tracer1.rewards.match import _token_set
 
     huge = "word " * (CACHED_TEXT // 2)
     plan = f'<plan>\n1. type(target="{huge}", text="{huge}")\n2. type(target="{huge}", text="{huge}")\n</plan>'
-    caches = (_read_line, _signature, _cached_token_set)
+    caches = (_read_line, step_signature, _token_set)
     before = [c.cache_info().currsize for c in caches]
     reference = (Step("type", target=huge, text=huge + "x"),)
     score_plan(plan, reference, RewardConfig(), 10)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NamedTuple
 
-from tracer1.plan.steps import ACTIONS, CACHED_TEXT, GRID, ArgValue, Point, Step, field_problems, step_problems
+from tracer1.plan.steps import (
+    ACTIONS, GRID, ArgValue, Point, Step, field_problems, short_cache, step_problems,
+)
 
 MAX_STEPS = 256  # bounds the work on runaway outputs; far above any useful horizon
 _MAX_QUOTE = 60  # characters of a bad line quoted back in a problem
@@ -224,9 +225,9 @@ def as_step(value: object, problems: list[str], *, where: str = "step", strict: 
 
 
 def _read_any(line: str) -> _Line | None:
-    """`_read_line`, cached for lines of ordinary length; an exception inside becomes the line's problem."""
+    """`_read_line`, where an exception inside becomes the line's problem."""
     try:
-        return _read_line(line) if len(line) <= CACHED_TEXT else _read_line.__wrapped__(line)
+        return _read_line(line)
     except Exception as exc:  # noqa: BLE001 — a bug here must cost one line, never the whole parse
         return _failed_line(exc)
 
@@ -235,7 +236,7 @@ def _failed_line(exc: Exception) -> _Line:
     return _Line(None, True, None, "", (f"could not read this line ({type(exc).__name__}: {_clip(str(exc))})",))
 
 
-@lru_cache(maxsize=1 << 14)  # the G samples of a GRPO group repeat most lines; results are immutable
+@short_cache(1 << 14)  # the G samples of a GRPO group repeat most lines; results are immutable
 def _read_line(line: str) -> _Line | None:
     head = _STEP_HEAD.match(line)
     if head is None:
@@ -420,7 +421,7 @@ def _parse_plan(text: str) -> ParsedPlan:
             closed = True
             break
         try:  # `_read_any` inlined: this loop runs once per line of what may be megabytes of junk
-            read = _read_line(line) if len(line) <= CACHED_TEXT else _read_line.__wrapped__(line)
+            read = _read_line(line)
         except Exception as exc:  # noqa: BLE001
             read = _failed_line(exc)
         if read is None or (not in_block and not read.known):

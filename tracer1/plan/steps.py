@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import NamedTuple, Union
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import Any, NamedTuple, Union
 
 Point = tuple[int, int]
 ArgValue = Union[str, int, float, bool]
@@ -139,7 +140,24 @@ def _norm(text: str | None) -> str | None:
     return " ".join(text.split()).strip(".!?,;:").casefold()
 
 
-CACHED_TEXT = 4096  # characters of text a step may carry and still be cached: the caches never hold huge strings
+CACHED_TEXT = 4096  # characters of text an argument may carry and still be cached (see `short_cache`)
+
+
+def short_cache(maxsize: int, size: Callable[[Any], int] = len):
+    """`functools.lru_cache` for the arguments whose `size` is at most `CACHED_TEXT`; larger ones are computed
+    without entering the cache, so scoring megabytes of model output leaves no huge strings behind in it. For
+    pure functions of one argument; the result has `cache_info` and `cache_clear` as lru_cache's does."""
+    def decorate(fn):
+        cached = lru_cache(maxsize=maxsize)(fn)
+
+        @wraps(fn)
+        def call(arg):
+            return cached(arg) if size(arg) <= CACHED_TEXT else fn(arg)
+
+        call.cache_info, call.cache_clear = cached.cache_info, cached.cache_clear
+        return call
+
+    return decorate
 
 
 def _text_size(step: Step) -> int:
@@ -147,18 +165,12 @@ def _text_size(step: Step) -> int:
         len(k) + (len(v) if isinstance(v, str) else 0) for k, v in step.args)
 
 
+@short_cache(1 << 16, size=_text_size)  # steps recur across a GRPO group and its reference; results are immutable
 def step_signature(step: Step) -> tuple:
     """Everything that identifies a step except its point (compared with a tolerance, see `same_step`).
 
     When the step has a point, the point says where it acts and the target's wording is left out.
     """
-    if _text_size(step) > CACHED_TEXT:
-        return _signature.__wrapped__(step)
-    return _signature(step)
-
-
-@lru_cache(maxsize=1 << 16)  # steps recur across a GRPO group and its reference; the result is immutable
-def _signature(step: Step) -> tuple:
     target = None if step.point is not None else _norm(step.target)
     args = tuple((name, _norm(v) if isinstance(v, str) else v) for name, v in step.args)
     return (step.action, target, _norm(step.text), step.direction, step.key, _norm(step.app),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from tracer1.plan.steps import CACHED_TEXT
+from tracer1.plan.steps import short_cache
 
 __all__ = [
     "point_in_box", "normalized_distance", "within_radius", "click_match",
@@ -137,12 +137,8 @@ def tokens(s: Any) -> set[str]:
     return set(_findall_tokens(_text(s).lower()))
 
 
+@short_cache(1 << 16)  # rewards score the same targets and texts again and again across a GRPO group
 def _token_set(s: str) -> frozenset[str]:
-    return _cached_token_set(s) if len(s) <= CACHED_TEXT else _cached_token_set.__wrapped__(s)
-
-
-@lru_cache(maxsize=1 << 16)  # rewards score the same targets and texts again and again across a GRPO group
-def _cached_token_set(s: str) -> frozenset[str]:  # short texts only (`_token_set`): the cache holds no huge strings
     return frozenset(_findall_tokens(s.lower()))
 
 
