@@ -92,10 +92,11 @@ class RolloutWorker:
         takes_encoded = getattr(self.engine, "takes_encoded_prompts", False)  # else it tokenises the text itself
         outputs = self.engine.generate(encoded if takes_encoded else prompts, sampling)
         for sample, enc, group in zip(samples, encoded, outputs):
-            drifted = next((c for c in group if list(c.prompt_token_ids) != list(enc.input_ids)), None)
-            if drifted is not None:
+            ids = list(enc.input_ids)
+            drifted = None if takes_encoded else next((c for c in group if list(c.prompt_token_ids) != ids), None)
+            if drifted is not None:  # an engine that generated from `enc` itself cannot drift
                 raise ValueError(f"sample {sample.sample_id}: the engine's prompt ids differ from the learner's "
-                                 f"({len(drifted.prompt_token_ids)} vs {len(enc.input_ids)} tokens); the engine "
+                                 f"({len(drifted.prompt_token_ids)} vs {len(ids)} tokens); the engine "
                                  "tokenises prompts differently from tracer1.models.inputs")
         return [Group(s.sample_id, enc, list(group), self.weights_version)
                 for s, enc, group in zip(samples, encoded, outputs)]

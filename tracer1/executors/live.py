@@ -40,7 +40,8 @@ gets `feedback=None` and `fell_back=True` (the loop's `executor_fallbacks` metri
 it with `grounded_reward` against its label; `stats()` counts these with their reasons. A plan with no readable
 first step gets `LiveFeedback.not_executed` (the reward is `unparseable` either way). The episode's step limit
 is not applied to the step being judged (as the oracle's forecasts do), so a sample taken at the last allowed
-step is still judged on its merits; MiniWoB's own time limit still applies. Infrastructure failures (a browser that cannot start) raise, as in every executor.
+step is still judged on its merits; MiniWoB's own time limit still applies. Infrastructure failures (a browser
+that cannot start) raise, as in every executor.
 """
 
 from __future__ import annotations

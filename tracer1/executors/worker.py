@@ -42,6 +42,10 @@ def grounding_engine(executor_cfg, *, dtype: str = "float32", seed: int = 0):
     return engine, prompt_side.processor if prompt_side.processor is not None else prompt_side.tokenizer
 
 
+def _not_executed(i: int, total: int, exc: Exception) -> None:
+    log.warning("plan %d of %d: no executed step (%s: %s)", i, total, type(exc).__name__, exc)
+
+
 class FirstStep(NamedTuple):
     """One plan's first step as an executor worker ran it: what the stage-2 reward scores. Both workers
     (`ExecutorWorker` offline, `LiveExecutorWorker` online) answer one per (plan, sample)."""
@@ -75,7 +79,7 @@ class ExecutorWorker:
                     steps.append(first[0])
                     todo.append(i)
             except Exception as exc:  # noqa: BLE001 — one bad completion must not fail the batch
-                log.warning("plan %d of %d: no executed step (%s: %s)", i, len(pairs), type(exc).__name__, exc)
+                _not_executed(i, len(pairs), exc)
         try:
             executions = self.executor.execute_many(steps, observations)
         except Exception:  # noqa: BLE001 — find the step that raised: one at a time, each failing alone
@@ -90,7 +94,7 @@ class ExecutorWorker:
         try:
             return self.executor.execute_many([step], [observation])[0]
         except Exception as exc:  # noqa: BLE001
-            log.warning("plan %d of %d: no executed step (%s: %s)", i, total, type(exc).__name__, exc)
+            _not_executed(i, total, exc)
             return None
 
     def close(self) -> None:

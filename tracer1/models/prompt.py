@@ -22,6 +22,8 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 from tracer1.engines.base import Prompt
 from tracer1.models.inputs import encode_for_training, tokenize_target  # noqa: F401  (part of this API)
 from tracer1.plan import ACTIONS, GRID, Step, format_plan, format_step, smart_resize
@@ -211,8 +213,6 @@ def prompts_for_run(bundle: PlannerBundle, samples: Sequence[Sample], config, *,
                     desc: str | None = None) -> list[Prompt]:
     """`prompt_from_sample` for each sample with a run config's prompt settings (`horizon` unless given,
     `rollout.history_len`, `model.max_prompt_tokens`, `model.max_image_pixels`); `desc` shows a progress bar."""
-    from tqdm import tqdm  # noqa: PLC0415
-
     horizon = config.horizon if horizon is None else horizon
     return [prompt_from_sample(bundle, s, horizon=horizon, history_len=config.rollout.history_len,
                                max_prompt_tokens=config.model.max_prompt_tokens,

@@ -178,7 +178,11 @@ def call_actors(calls: Sequence[tuple[object, tuple]], method: str, *, retries: 
     answers: list = [None] * len(calls)
     busy, retried = [0.0] * len(calls), 0
     pending = {i: a.timed.remote(method, *args, **kwargs) for i, (a, args) in enumerate(calls)}
-    due = {i: time.monotonic() + deadline_s[i] if deadline_s else math.inf for i in pending}
+
+    def due_at(i: int) -> float:  # when call i, sent now, is late
+        return time.monotonic() + deadline_s[i] if deadline_s else math.inf
+
+    due = {i: due_at(i) for i in pending}
     attempts = dict.fromkeys(pending, 0)
     while pending:
         late = min(pending, key=due.__getitem__)
@@ -212,7 +216,7 @@ def call_actors(calls: Sequence[tuple[object, tuple]], method: str, *, retries: 
         if before_retry is not None:
             before_retry(worker)
         pending[i] = worker.timed.remote(method, *args, **kwargs)
-        due[i] = time.monotonic() + deadline_s[i] if deadline_s else math.inf
+        due[i] = due_at(i)
     return Answers(answers, max(busy, default=0.0), retried)
 
 

@@ -184,7 +184,8 @@ def train_rl(config, run_dir: Path) -> int:
                          "kept_groups": stats.kept_groups, "reward_failures": len(failed), "retried_calls": retried,
                          "executor_fallbacks": fallbacks, "weights_lag": lag,
                          "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
-                for i, ((s, p), r) in enumerate(zip(plans[:config.logging.log_samples], sum(rewards, []))):
+                flat = (r for row in rewards for r in row)  # in the order of `plans`
+                for i, ((s, p), r) in enumerate(zip(plans[:config.logging.log_samples], flat)):
                     log.log_text(f"sample{i}", f"{s.sample_id} (reward {r:+.3f})\n{p.text}", step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
