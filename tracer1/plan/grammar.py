@@ -229,11 +229,7 @@ def _read_any(line: str) -> _Line | None:
     try:
         return _read_line(line)
     except Exception as exc:  # noqa: BLE001 — a bug here must cost one line, never the whole parse
-        return _failed_line(exc)
-
-
-def _failed_line(exc: Exception) -> _Line:
-    return _Line(None, True, None, "", (f"could not read this line ({type(exc).__name__}: {_clip(str(exc))})",))
+        return _Line(None, True, None, "", (f"could not read this line ({type(exc).__name__}: {_clip(str(exc))})",))
 
 
 @short_cache(1 << 14)  # the G samples of a GRPO group repeat most lines; results are immutable
@@ -420,10 +416,7 @@ def _parse_plan(text: str) -> ParsedPlan:
         if line.startswith("</plan>"):
             closed = True
             break
-        try:  # `_read_any` inlined: this loop runs once per line of what may be megabytes of junk
-            read = _read_line(line)
-        except Exception as exc:  # noqa: BLE001
-            read = _failed_line(exc)
+        read = _read_any(line)
         if read is None or (not in_block and not read.known):
             if in_block:  # outside a block, prose around the steps is expected
                 if problems.full:  # junk lines can be millions: count them without writing the message
