@@ -133,7 +133,7 @@ def test_model_prompts_are_the_training_prompts(tiny_vl):
         env.step(env.oracle_action())
     sample = next(episode_samples(env, "e", horizon=5))
     shot = env.render()
-    from tracer1.eval.plan_act import png
+    from tracer1.envs.episode import png
 
     decision = Decision("e", "builtin", sample.instruction, png(shot), shot.shape[1], shot.shape[0],
                         sample.a11y, env.history, env)

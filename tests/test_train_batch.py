@@ -9,8 +9,8 @@ from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixture
 
 from tracer1.config import AlgorithmConfig, RunConfig
 from tracer1.learner.grpo import group_advantages
-from tracer1.rollout import RolloutWorker
-from tracer1.train.batch import split_evenly, training_batches
+from tracer1.rollout import Group, RolloutWorker
+from tracer1.train.batch import episode_batches, split_evenly, training_batches
 
 CONFIG = RunConfig.model_validate({"rollout": {"group_size": 3, "max_new_tokens": 10}, "horizon": 5})
 
@@ -72,3 +72,58 @@ def test_all_flat_gives_no_step_and_mismatched_rewards_are_refused(rollout):
         training_batches(worker.bundle, groups, [[1.0, 0.0, 0.0]], AlgorithmConfig(), accumulation=1)
     with pytest.raises(ValueError, match="one row per group, one reward per plan"):
         training_batches(worker.bundle, groups, [[1.0, 0.0], [0.0, 1.0]], AlgorithmConfig(), accumulation=1)
+
+
+# --- stage 3: episodes ----------------------------------------------------------------------------------------
+
+def episode(groups, success, decisions):
+    """A played episode whose decisions are `decisions` of the rollout's groups (one sampled plan each)."""
+    from tracer1.train.episodes import PlayedEpisode
+
+    picked = [Group(g.sample_id, g.prompt, [g.completions[0]]) for g in groups[:1] * decisions]
+    return PlayedEpisode(spec=None, result={"success": success}, decisions=picked)
+
+
+def test_each_episode_weighs_the_same_whatever_its_number_of_decisions(rollout):
+    """A hand-built group: a success in 2 decisions and a failure in 6. Each episode's advantage is ±1/√2 (GRPO
+    with the unbiased std); with episode weighting every decision gets A_e · D̄ / n_e (D̄ = 4), so both episodes
+    carry the same total weight (±2.83), where decision weighting lets the failure's 6 decisions outweigh the
+    success's 2 three times over."""
+    worker, groups = rollout
+    group = [episode(groups, True, 2), episode(groups, False, 6)]
+    micro, stats = episode_batches(worker.bundle, [group], [[1.0, 0.0]], AlgorithmConfig(), weighting="episode",
+                                   accumulation=1)
+    a = torch.cat([m["advantages"] for m in micro]).tolist()
+    half = 2 ** -0.5
+    assert a == pytest.approx([half * 2] * 2 + [-half * 4 / 6] * 6, rel=1e-4)
+    assert sum(a[:2]) == pytest.approx(-sum(a[2:]), rel=1e-4) and stats.plans == 8
+    micro, _ = episode_batches(worker.bundle, [group], [[1.0, 0.0]], AlgorithmConfig(), weighting="decision",
+                               accumulation=1)
+    a = torch.cat([m["advantages"] for m in micro]).tolist()
+    assert a == pytest.approx([half] * 2 + [-half] * 6, rel=1e-4) and -sum(a[2:]) == pytest.approx(3 * sum(a[:2]))
+
+
+def test_episodes_are_normalised_within_their_own_task_group_only(rollout):
+    """Two groups of different tasks, listed together: each group's returns are centred on its own mean, never
+    mixed with the other's (the pitfall of reshaping a flat list of decisions into groups by position)."""
+    worker, groups = rollout
+    easy = [episode(groups, True, 1), episode(groups, True, 1), episode(groups, False, 3)]
+    hard = [episode(groups, False, 5), episode(groups, True, 2)]
+    micro, stats = episode_batches(worker.bundle, [easy, hard], [[1.0, 1.0, 0.0], [0.0, 1.0]], AlgorithmConfig(),
+                                   weighting="decision", accumulation=2)
+    a = torch.cat([m["advantages"] for m in micro]).tolist()
+    first, _ = group_advantages([[1.0, 1.0, 0.0]])
+    second, _ = group_advantages([[0.0, 1.0]])
+    expected = [first[0, 0]] + [first[0, 1]] + [first[0, 2]] * 3 + [second[0, 0]] * 5 + [second[0, 1]] * 2
+    assert a == pytest.approx([float(x) for x in expected], rel=1e-5) and stats.kept_groups == 2
+
+
+def test_episode_groups_without_spread_or_at_all_give_no_batch(rollout):
+    worker, groups = rollout
+    flat = [episode(groups, False, 2), episode(groups, False, 4)]
+    micro, stats = episode_batches(worker.bundle, [flat], [[0.0, 0.0]], AlgorithmConfig(), weighting="episode",
+                                   accumulation=2)
+    assert micro == [] and stats.kept_groups == 0
+    assert episode_batches(worker.bundle, [], [], AlgorithmConfig(), weighting="episode", accumulation=2)[0] == []
+    with pytest.raises(ValueError, match="one return per episode"):
+        episode_batches(worker.bundle, [flat], [[0.0]], AlgorithmConfig(), weighting="episode", accumulation=1)

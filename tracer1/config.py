@@ -22,10 +22,10 @@ from tracer1.overrides import (
 __all__ = [
     "AlgorithmConfig", "CheckpointConfig", "ClusterConfig", "ConfigError", "DataConfig", "EnvConfig",
     "ExecutorConfig", "LearnerConfig", "LoggingConfig", "ModelConfig", "NodeGroup", "Resources", "RewardConfig",
-    "RolloutConfig", "RunConfig", "SFTConfig", "SimWeights", "Stage", "dump_config", "load_config",
+    "RolloutConfig", "RunConfig", "SFTConfig", "Stage3Config", "SimWeights", "Stage", "dump_config", "load_config",
 ]
 
-Stage = Literal["sft", 1, 2]
+Stage = Literal["sft", 1, 2, 3]
 
 
 class Section(BaseModel):
@@ -242,6 +242,69 @@ class AlgorithmConfig(Section):
     eval_every: int = Field(0, ge=0, description="evaluate every this many steps (0 = only at the end)")
 
 
+# Built-in families stage 3 never trains on, evaluated apart (`stage3.held_out_families: null`): each has a trained
+# sibling that uses the same screens (wifi_connect, edit_note), so transfer is possible. The SFT warm start's oracle
+# demos include them.
+BUILTIN_HELD_OUT = ("bt_connect", "delete_note")
+
+
+class Stage3Config(Section):
+    tasks_per_step: int = Field(
+        4, ge=1, description="tasks (family and seed) per step; each is played rollout.group_size times, a group")
+    train_seeds: int = Field(
+        64, ge=1, description="task seeds per family that training draws from (disjoint from the evaluation's), "
+                              "so a task recurs and its stored success can be replayed")
+    held_out_families: list[str] | None = Field(
+        None, description="task families never trained on, evaluated apart; null = the env's default (built-in: "
+                          "bt_connect, delete_note; MiniWoB++: none)")
+    max_decisions: int | None = Field(
+        12, ge=1, description="step budget of a training episode (looping episodes end sooner); null = "
+                              "env.max_steps, the evaluation's budget")
+    env_actors: int = Field(1, ge=1, description="environment actors (built-in: many envs each; MiniWoB++: a "
+                                                 "browser per env)")
+    envs_per_actor: int = Field(
+        16, ge=1, description="live envs each environment actor holds, one running episode each")
+    step_timeout_s: float = Field(
+        60.0, gt=0, description="seconds an environment actor may take for one call (a step or reset of each "
+                                "episode it runs); past it the actor is killed, restarted, and its episodes lost")
+    lost_episodes: Literal["replay", "drop"] = Field(
+        "replay", description="an episode whose env actor died or hung: played again from the start (at most "
+                              "cluster.max_task_retries times, then dropped) or dropped at once; always counted")
+    success_weight: float = Field(1.0, gt=0, description="return of an episode that ends in success")
+    align_weight: float = Field(
+        0.0, ge=0, description="shaping: weight of the mean stage-1 alignment of each decision's forecast with the "
+                               "expert's plan from the live state (built-in oracle; MiniWoB++: its next step)")
+    progress_weight: float = Field(
+        0.1, ge=0, description="shaping: weight of the share of an episode's decisions that brought it closer to "
+                               "its goal (built-in: by the oracle's distance)")
+    episode_weighting: Literal["episode", "decision"] = Field(
+        "episode", description="episode = every episode weighs the same in the loss whatever its number of "
+                               "decisions; decision = every decision does (long, failing episodes dominate)")
+    curriculum: bool = Field(
+        True, description="draw task families whose recent success rate lies strictly between 0 and 1 more often")
+    curriculum_window: int = Field(
+        32, ge=1, description="recent training episodes per family the curriculum's success rate is taken over")
+    curriculum_floor: float = Field(
+        0.25, gt=0, le=1, description="relative draw weight of a family whose recent episodes all failed or all "
+                                      "succeeded (1 = no curriculum)")
+    replay: bool = Field(
+        True, description="an all-fail group gets the task's stored successful episode in place of one failure "
+                          "(ARPO), its log-probs taken under the current policy")
+    replay_capacity: int = Field(
+        256, ge=1, description="successful episodes kept for replay (one per task; the oldest go first)")
+    eval_episodes: int = Field(
+        200, ge=1, description="held-out evaluation episodes (greedy) on training families' unseen seeds, and "
+                               "as many on the held-out families; the same episodes before and after")
+
+    @model_validator(mode="after")
+    def _shaping_never_beats_success(self) -> Stage3Config:
+        if self.align_weight + self.progress_weight >= self.success_weight:
+            raise ValueError(f"align_weight + progress_weight ({self.align_weight + self.progress_weight:g}) must "
+                             f"be below success_weight ({self.success_weight:g}): shaping is bounded by 1 per term, "
+                             "so then no failing episode can out-earn a successful one")
+        return self
+
+
 class SFTConfig(Section):
     # The fields that measure the warm start's weights without shaping them (left out of its cache key).
     EVALUATION_FIELDS: ClassVar[tuple[str, ...]] = ("eval_samples", "eval_plans", "eval_every")
@@ -328,6 +391,7 @@ class ClusterConfig(Section):
                                description="resources of each rollout worker")
     executor: Resources = Field(default_factory=Resources, description="resources of each executor actor")
     reward: Resources = Field(default_factory=Resources, description="resources of each reward actor")
+    env: Resources = Field(default_factory=Resources, description="resources of each stage-3 environment actor")
     learner: Resources = Field(default_factory=lambda: Resources(threads=2),
                                description="resources of each learner rank")
     nodes: NodeGroup = Field(
@@ -364,7 +428,8 @@ class RunConfig(Section):
     """The whole run. Field order is the order of the printed config (configs/default.yaml)."""
 
     stage: Stage = Field(
-        1, description="'sft' = warm-start on oracle demos, 1 = trajectory alignment, 2 = grounded fine-tuning")
+        1, description="'sft' = warm-start on oracle demos, 1 = trajectory alignment, 2 = grounded fine-tuning, 3 = "
+                    "plan-act episodes in live envs")
     horizon: int = Field(
         10, ge=1, le=64, description="T: future steps the planner forecasts and the stage-1 reward scores (1 ="
                                      " reactive)")
@@ -384,6 +449,8 @@ class RunConfig(Section):
         default_factory=AlgorithmConfig, description="GRPO: optimiser, clipped policy loss, KL, advantages, "
                                                      "schedule")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="the supervised warm start (stage 'sft')")
+    stage3: Stage3Config = Field(
+        default_factory=Stage3Config, description="stage 3: GRPO over whole plan-act episodes in live envs")
     learner: LearnerConfig = Field(default_factory=LearnerConfig, description="the DeepSpeed learner")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Ray placement of the actors")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="metrics and logs")
@@ -396,7 +463,7 @@ class RunConfig(Section):
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
         if isinstance(value, bool):
-            raise ValueError("stage must be 'sft', 1 or 2, not a boolean")
+            raise ValueError("stage must be 'sft', 1, 2 or 3, not a boolean")
         return value
 
     @model_validator(mode="after")
@@ -404,6 +471,16 @@ class RunConfig(Section):
         if self.sft.batch_size % self.learner.micro_batch_size:
             raise ValueError(f"sft.batch_size ({self.sft.batch_size}) must be a multiple of "
                              f"learner.micro_batch_size ({self.learner.micro_batch_size})")
+        return self
+
+    @model_validator(mode="after")
+    def _stage3_plays_live_envs(self) -> RunConfig:
+        if self.stage == 3 and self.env.name not in ("builtin", "miniwob"):
+            raise ValueError(f"stage 3 plays episodes in a live env: env.name must be builtin or miniwob, not "
+                             f"{self.env.name!r}")
+        if self.stage == 3 and self.executor.kind not in ("a11y", "oracle"):
+            raise ValueError(f"stage 3 grounds steps inside its environment actors: executor.kind must be a11y or "
+                             f"oracle, not {self.executor.kind!r} (a VLM executor there is not supported yet)")
         return self
 
     @model_validator(mode="after")

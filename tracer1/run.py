@@ -149,11 +149,18 @@ def _train_rl(config: RunConfig, run_dir: Path) -> int:
     return train_rl(config, run_dir)
 
 
+def _train_planact(config: RunConfig, run_dir: Path) -> int:
+    from tracer1.train.planact import train_planact  # noqa: PLC0415 — Ray, torch and DeepSpeed load only when training
+
+    return train_planact(config, run_dir)
+
+
 # Each stage's entry point: (resolved config, run directory) -> exit code. The training loops plug in here.
 TRAINERS: dict[Stage, Callable[[RunConfig, Path], int]] = {
     "sft": _train_sft,
     1: _train_rl,
     2: _train_rl,
+    3: _train_planact,
 }
 
 

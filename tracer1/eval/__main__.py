@@ -21,7 +21,6 @@ With `compare=reactive` the same episodes are played at `horizon` (`anticipatory
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ import yaml
 from tracer1.atomic import save_json_atomic
 from tracer1.config import ConfigError
 from tracer1.eval.config import ORACLE, EvalConfig, episode_specs, load_eval_config
+from tracer1.eval.episodes import save_trajectories
 from tracer1.eval.plan_act import EvalWorker, summarize
 from tracer1.run import parse_args
 
@@ -123,21 +123,7 @@ def play(config: EvalConfig, policy: str | None, specs: list, horizons: list[int
 
 def write_outputs(directory: Path, config: EvalConfig, policy: str | None, horizon: int, results: list[dict]) -> dict:
     """Screenshots, trajectories.jsonl and eval_report.json in `directory`; returns the summary."""
-    directory.mkdir(parents=True, exist_ok=True)
-    trajectories = []
-    for r in results:
-        steps = []
-        for t, row in enumerate(r["trajectory"]):
-            row = dict(row)
-            if row["screenshot"] is not None:
-                path = Path("screens") / r["episode"] / f"{t:02d}.png"
-                (directory / path).parent.mkdir(parents=True, exist_ok=True)
-                (directory / path).write_bytes(row["screenshot"])
-                row["screenshot"] = path.as_posix()
-            steps.append(row)
-        trajectories.append({"episode": r["episode"], "instruction": r["instruction"], "success": r["success"],
-                             "steps": steps})
-    _write_trajectories(directory / "trajectories.jsonl", trajectories)
+    save_trajectories(directory, results)
     summary = summarize(results)
     settings = {**config.model_dump(mode="json"), "horizon": horizon, "policy": policy}
     rows = [{k: v for k, v in r.items() if k != "trajectory"} for r in results]
@@ -150,19 +136,6 @@ def write_outputs(directory: Path, config: EvalConfig, policy: str | None, horiz
         else:
             report_after_run(directory)
     return summary
-
-
-def _write_trajectories(path: Path, trajectories: list[dict]) -> None:
-    """One JSON object per line, in the schema of the module docstring: through `tracer1.report.trajectories`
-    (which checks every field) when it is there, else written here in the same form."""
-    try:
-        from tracer1.report.trajectories import Trajectory, write_trajectories  # noqa: PLC0415
-    except ImportError:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in trajectories), encoding="utf-8")
-        tmp.replace(path)
-        return
-    write_trajectories(path, [Trajectory.from_dict(t) for t in trajectories])
 
 
 # --- the summary ----------------------------------------------------------------------------------------------

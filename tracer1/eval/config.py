@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,7 @@ from pydantic import Field, ValidationError, model_validator
 from tracer1.config import (
     ClusterConfig, ConfigError, EnvConfig, ExecutorConfig, LoggingConfig, ModelConfig, RolloutConfig, Section,
 )
+from tracer1.envs.episode import EpisodeSpec
 from tracer1.overrides import merge_into, parse_override, read_yaml_file, validation_problems
 
 # Small named sets of MiniWoB++ tasks. Every one has a scripted solver that `checkpoint=oracle` measured at 100%
@@ -131,17 +131,6 @@ class EvalConfig(Section):
     @property
     def lockstep(self) -> int:
         return self.concurrent or (1 if self.env.name == "miniwob" else 8)
-
-
-@dataclass(frozen=True)
-class EpisodeSpec:
-    """One episode to play: the env decides everything else from (task, seed)."""
-
-    episode: str            # unique id, also the trajectory's name
-    env: str
-    task: str | None        # None: the built-in world draws the family from the seed
-    seed: int
-    keep_screenshots: bool
 
 
 def episode_specs(config: EvalConfig) -> list[EpisodeSpec]:

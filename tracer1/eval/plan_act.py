@@ -15,49 +15,24 @@ Episodes run in lockstep per worker (`EvalConfig.lockstep`: each its own env), s
 of them. `EvalWorker` is the plain class inside each Ray actor (`python -m tracer1.eval` shares the episodes among
 `rollout.num_workers` of them).
 
-What an episode reports (`_Episode.result`): success, decisions taken, whether it *looped* — tried the same action
-twice on the same screen (the same accessibility text): the executed step, point included, or, when the executor
-could not ground it, the planned first step (a planner stuck on a target that is not there repeats itself just
-the same); with a deterministic env and a greedy planner that repeats forever, and it also catches A→B→A cycles;
-an unreadable plan is no action — and one
-trajectory row per decision in the schema of `tracer1.report` (`screenshot` is PNG bytes here, written to a file
-by the caller; `point` and `target_box` in pixels; `correct`: in the built-in world, whether the step brought the
-episode closer to its goal by the env's oracle (steps left to the end before vs after, `oracle_outcome`); in
-MiniWoB++, known only on the step that ends the episode).
+What an episode does and reports is `tracer1.envs.episode.PlanActEpisode` (shared with stage 3's environment
+actors, so what is trained and what is measured is one loop).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
+from tracer1.envs.episode import Decision, PlanActEpisode, make_env, planning_sample
 from tracer1.eval.config import EpisodeSpec, EvalConfig
-from tracer1.executors.base import make_executor, observation_from_env
-from tracer1.plan import Step, format_plan, format_step, parse_plan, to_pixels
+from tracer1.executors.base import make_executor
+from tracer1.plan import format_plan
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: two-sided 95%
 
 
 # --- planners -------------------------------------------------------------------------------------------------
-
-@dataclass
-class Decision:
-    """What a planner sees at one decision point of one episode."""
-
-    episode: str
-    source: str                 # the env's name: builtin, miniwob
-    instruction: str
-    screenshot: bytes           # PNG
-    width: int
-    height: int
-    a11y: str
-    history: list[Step]         # the steps executed so far, oldest first
-    env: Any = None             # the live env (only oracle planners read it)
-
 
 class ModelPlanner:
     """A trained planner behind a rollout engine. Prompts are built by `tracer1.models.prompt.prompts_for_run` from a
@@ -77,14 +52,9 @@ class ModelPlanner:
         self.calls = 0
 
     def prompts(self, decisions: Sequence[Decision], horizon: int) -> list:
-        from tracer1.data.schema import Sample  # noqa: PLC0415
         from tracer1.models.prompt import prompts_for_run  # noqa: PLC0415
 
-        samples = [Sample(sample_id=f"{d.episode}-{len(d.history):02d}", episode_id=d.episode,
-                          step_index=len(d.history), source=d.source, instruction=d.instruction,
-                          history=list(d.history), future=[], screenshot=d.screenshot, width=d.width,
-                          height=d.height, a11y=d.a11y, split="test") for d in decisions]
-        return prompts_for_run(self.bundle, samples, self.config, horizon=horizon)
+        return prompts_for_run(self.bundle, [planning_sample(d) for d in decisions], self.config, horizon=horizon)
 
     def plan(self, decisions: Sequence[Decision], horizon: int) -> list[str]:
         from tracer1.engines import Sampling  # noqa: PLC0415
@@ -118,132 +88,6 @@ class OraclePlanner:
         pass
 
 
-# --- envs -----------------------------------------------------------------------------------------------------
-
-def make_env(config: EvalConfig):
-    """A live env for `config.env.name`, with the step budget as its own step limit."""
-    env = config.env
-    if env.name == "builtin":
-        from tracer1.envs.builtin import BuiltinEnv  # noqa: PLC0415
-
-        return BuiltinEnv(width=env.screen_width, height=env.screen_height, max_steps=env.max_steps,
-                          tasks=tuple(env.tasks))
-    from tracer1.envs.miniwob import MiniWoBEnv  # noqa: PLC0415
-
-    return MiniWoBEnv(max_steps=env.max_steps, headless=env.headless, time_limit_ms=config.time_limit_ms)
-
-
-def png(screenshot) -> bytes:
-    from PIL import Image  # noqa: PLC0415
-
-    buffer = io.BytesIO()
-    Image.fromarray(screenshot).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def pixel_box(box, width: int, height: int) -> list[int]:
-    x0, y0 = to_pixels((box[0], box[1]), width, height)
-    x1, y1 = to_pixels((box[2], box[3]), width, height)
-    return [round(x0), round(y0), round(x1), round(y1)]
-
-
-# --- one episode ----------------------------------------------------------------------------------------------
-
-@dataclass
-class _Episode:
-    spec: EpisodeSpec
-    env: Any
-    obs: dict
-    info: dict
-    started: float
-    rows: list[dict] = field(default_factory=list)
-    seen: set = field(default_factory=set)
-    loop_step: int | None = None
-    done: bool = False
-    success: bool = False
-    end: str = ""
-    unreadable: int = 0
-    not_executed: int = 0
-    distance: tuple | None = None  # built-in: the oracle's (steps to the end, success) from the current state
-    shot: bytes = b""
-
-    def decision(self) -> Decision:
-        self.shot = png(self.obs["screenshot"])
-        height, width = self.obs["screenshot"].shape[:2]
-        return Decision(self.spec.episode, self.spec.env, self.obs["instruction"], self.shot, int(width),
-                        int(height), self.obs["a11y"], list(self.env.history), self.env)
-
-    def distance_now(self) -> tuple | None:
-        if self.spec.env != "builtin":
-            return None
-        from tracer1.executors.live import oracle_outcome  # noqa: PLC0415
-
-        return oracle_outcome(self.env.episode)
-
-    def act(self, plan_text: str, executor, budget: int) -> None:
-        steps = parse_plan(plan_text).steps
-        screen = self.obs["a11y"]
-        height, width = self.obs["screenshot"].shape[:2]
-        row = {"screenshot": self.shot if self.spec.keep_screenshots else None, "plan": plan_text,
-               "executed": None, "point": None, "target_box": None, "correct": None, "feedback": None}
-        problems: list[str] = []
-        terminated = truncated = False
-        if not steps:
-            self.unreadable += 1
-            problems.append("the plan has no readable step")
-            row["correct"] = False
-        else:
-            execution = executor.execute(steps[0], observation_from_env(self.obs, self.info, self.env))
-            problems += execution.problems
-            grounded = execution.grounded_step
-            tried = format_step(grounded) if grounded is not None else "planned: " + format_step(steps[0])
-            if (screen, tried) in self.seen and self.loop_step is None:
-                self.loop_step = len(self.rows)
-            self.seen.add((screen, tried))
-            if execution.step is None:
-                self.not_executed += 1
-                row["correct"] = False
-            else:
-                row["executed"] = format_step(grounded)
-                if execution.point is not None:
-                    row["point"] = [round(v) for v in to_pixels(execution.point, width, height)]
-                if execution.element is not None:
-                    row["target_box"] = pixel_box(execution.element.box, width, height)
-                before = self.distance if self.distance is not None else self.distance_now()
-                self.obs, _, terminated, truncated, self.info = self.env.step(execution.step)
-                problems += self.info.get("problems", [])
-                self.distance = self.distance_now()
-                row["correct"] = _progress(before, self.distance, terminated, bool(self.info.get("success")),
-                                           self.spec.env)
-        self.rows.append(row)
-        self.success = bool(self.info.get("success"))
-        if terminated or self.success:
-            self.done, self.end = True, "success" if self.success else "ended"
-        elif truncated or len(self.rows) >= budget:
-            self.done, self.end = True, "budget"
-        if self.done:
-            problems.append({"success": "episode succeeded", "ended": "episode ended, failed",
-                             "budget": f"step budget ({budget}) used up"}[self.end])
-        row["feedback"] = "; ".join(problems) or None
-
-    def result(self) -> dict:
-        return {"episode": self.spec.episode, "env": self.spec.env, "task": self.info.get("task", self.spec.task),
-                "seed": self.spec.seed, "instruction": self.obs["instruction"], "success": self.success,
-                "steps": len(self.rows), "end": self.end, "looped": self.loop_step is not None,
-                "loop_step": self.loop_step, "unreadable_plans": self.unreadable, "not_executed": self.not_executed,
-                "seconds": round(time.perf_counter() - self.started, 3), "trajectory": self.rows}
-
-
-def _progress(before, after, terminated: bool, success: bool, env: str) -> bool | None:
-    """Was the step right? Ending in success is; ending otherwise is not; in the built-in world, a step after
-    which the oracle needs fewer steps to a successful end is (None when the goal is out of its reach before)."""
-    if terminated or success:
-        return success
-    if env != "builtin" or before is None or before[0] is None or not before[1]:
-        return None
-    return after is not None and after[0] is not None and after[1] and after[0] < before[0]
-
-
 # --- the loop -------------------------------------------------------------------------------------------------
 
 class PlanActLoop:
@@ -257,7 +101,7 @@ class PlanActLoop:
 
     def _env(self, slot: int):
         while len(self._envs) <= slot:
-            self._envs.append(make_env(self.config))
+            self._envs.append(make_env(self.config.env, time_limit_ms=self.config.time_limit_ms))
         return self._envs[slot]
 
     def run(self, specs: Sequence[EpisodeSpec], horizon: int | None = None) -> list[dict]:
@@ -273,9 +117,7 @@ class PlanActLoop:
         budget = self.config.env.max_steps
         episodes = []
         for slot, spec in enumerate(specs):
-            env = self._env(slot)
-            obs, info = env.reset(seed=spec.seed, options={"task": spec.task} if spec.task else None)
-            episodes.append(_Episode(spec, env, obs, info, time.perf_counter()))
+            episodes.append(PlanActEpisode.start(spec, self._env(slot)))
         while active := [e for e in episodes if not e.done]:
             plans = self.planner.plan([e.decision() for e in active], horizon)
             if len(plans) != len(active):

@@ -58,3 +58,42 @@ def pipeline_text(report: dict) -> str:
 
 def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+def planact_summary(report: dict, paths: dict[str, Path]) -> str:
+    """Stage 3's one screen: plan-act success before → after on each held-out set, with 95% intervals and the
+    paired gain, the first decisions on their own, the families, then where things are."""
+    lines = ["", f"== stage 3 (plan-act episodes): done in {report['seconds'] / 60:.1f} min " + "=" * 20,
+             f"  {'held-out episodes':<26}{'before':>20}{'after':>20}{'paired gain (95% CI)':>28}"]
+    for name, after in report["after"].items():
+        before, gain = report["before"][name], report["paired_gain"][name]
+        ci = f"[{gain['ci95'][0]:+.1%}, {gain['ci95'][1]:+.1%}]" if gain["ci95"] else ""
+        lines.append(f"  {name.replace('_', ' ') + ' families':<26}{_rate(before['overall']):>20}"
+                     f"{_rate(after['overall']):>20}{(_signed(gain['mean']) + ' ' + ci):>28}")
+        first = (before["first_decision"], after["first_decision"])
+        lines.append(f"  {'  first decision right':<26}{_rate(first[0], 'rate'):>20}{_rate(first[1], 'rate'):>20}")
+    trained = report["after"]["trained"]["by_family"]
+    best = sorted(trained.items(), key=lambda kv: -(kv[1]["success_rate"] or 0))
+    lines.append("  after, by family: " + ", ".join(f"{k} {v['success_rate']:.0%}" for k, v in best[:8])
+                 + (" ..." if len(best) > 8 else ""))
+    curve = [c["success"] for c in report["success_curve"]]
+    if curve:
+        tenth = max(1, len(curve) // 10)
+        lines.append("  training-episode success, first → last tenth of the steps: "
+                     f"{sum(curve[:tenth]) / tenth:.1%} → {sum(curve[-tenth:]) / tenth:.1%}")
+    n = report["after"]["trained"]["overall"]["episodes"]
+    lines.append(f"  ({n} episodes per set, greedy, the same before and after; held-out families: "
+                 f"{', '.join(report['held_out_families']) or 'none'})")
+    lines += [f"  {name + ':':<13}{path}" for name, path in paths.items()]
+    return "\n".join(lines)
+
+
+def _rate(stats: dict, key: str = "success_rate") -> str:
+    value, ci = stats.get(key), stats.get("ci95")
+    if value is None:
+        return "n/a"
+    return f"{value:.1%} [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else f"{value:.1%}"
+
+
+def _signed(value) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"

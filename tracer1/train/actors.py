@@ -43,9 +43,13 @@ def connect_ray(config) -> bool:
 
 
 def actor_cpus(config) -> float:
+    """CPUs the stage's actors ask for: rollout workers and learner ranks, with reward and executor actors in
+    stages 1–2 and environment actors (which hold the executor) in stage 3."""
     c = config.cluster
-    return (config.rollout.num_workers * c.rollout.cpus + config.reward.num_actors * c.reward.cpus
-            + config.learner.num_ranks * c.learner.cpus + config.executor.num_actors * c.executor.cpus)
+    common = config.rollout.num_workers * c.rollout.cpus + config.learner.num_ranks * c.learner.cpus
+    if config.stage == 3:
+        return common + config.stage3.env_actors * c.env.cpus
+    return common + config.reward.num_actors * c.reward.cpus + config.executor.num_actors * c.executor.cpus
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """What a run needs before it trains: the planner checkpoint and the planning samples, built when missing, and
-the order in which a run walks the samples (`batches`).
+the order in which a run walks the samples (`batches`), and the policy an RL stage starts from (`start_planner`).
 
 The embedded default downloads nothing: with `model.path` null the tiny planner is built from its config, and with
 `data.train_path` / `data.eval_path` null the built-in world's oracle writes the samples. Both are cached under
@@ -97,3 +97,33 @@ def batches(size: int, count: int, seed: int, shuffle: bool = True):
             order += fresh
         yield order[:size]
         order = order[size:]
+
+
+def start_planner(config) -> Path:
+    """`checkpoint.init_from`, else the SFT warm start of the embedded default (trained once, then cached)."""
+    if config.checkpoint.init_from:
+        from tracer1.train.checkpoints import policy_dir  # noqa: PLC0415
+
+        return policy_dir(config.checkpoint.init_from)
+    from tracer1.train.sft import train_sft  # noqa: PLC0415
+
+    warm = config.model_copy(update={"stage": "sft"}, deep=True)
+    # Keyed by what shapes the warm start's weights only, so RL settings can change without retraining it.
+    shaping = config.model_dump(mode="json", include={"seed", "horizon", "model", "data", "env", "sft", "learner"})
+    for evaluation in config.sft.EVALUATION_FIELDS:
+        del shaping["sft"][evaluation]
+    shaping["history_len"] = config.rollout.history_len
+    key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
+
+    def build(tmp: Path) -> None:  # the HF directory itself, with the SFT run (report, metrics) kept in run/
+        train_sft(warm, tmp / "run")
+        for item in (tmp / "run" / "checkpoints" / "final").iterdir():
+            shutil.move(str(item), tmp / item.name)
+        shutil.rmtree(tmp / "run" / "checkpoints")
+
+    path = cache_dir(config) / f"sft-{key[:12]}"
+    fresh = not path.exists()
+    cached(path, build)
+    if fresh:  # the SFT summary named the directory it was built in, which has just been renamed
+        print(f"  the SFT warm start is kept as {path} (its report and logs in {path / 'run'})")
+    return path

@@ -1,4 +1,4 @@
-"""From scored rollouts to the learner's micro-batches (stages 1 and 2).
+"""From scored rollouts to the learner's micro-batches (stages 1 and 2: `training_batches`; stage 3: `episode_batches`).
 
     groups (G plans per sample) + rewards (P × G) → advantages per group → drop groups with no spread
     → (prompt, sampled ids, advantage) rows → `accumulation` micro-batches with `loss_denominator`
@@ -54,13 +54,56 @@ def training_batches(bundle, groups: Sequence[Group], rewards: Sequence[Sequence
     for i, group in enumerate(groups):
         if keep[i]:
             rows += [(group.prompt, c.token_ids, float(advantages[i, j])) for j, c in enumerate(group.completions)]
-    tokens = sum(len(ids) for _, ids, _ in rows)
-    stats = BatchStats(groups=len(groups), kept_groups=int(keep.sum()), plans=len(rows), tokens=tokens,
-                       reward_mean=float(r.mean()), reward_std=float(r.std()) if r.numel() > 1 else 0.0)
+    stats = BatchStats(groups=len(groups), kept_groups=int(keep.sum()), plans=len(rows),
+                       tokens=sum(len(ids) for _, ids, _ in rows), reward_mean=float(r.mean()),
+                       reward_std=float(r.std()) if r.numel() > 1 else 0.0)
+    return pack_rows(bundle, rows, algorithm, accumulation=accumulation), stats
+
+
+def episode_batches(bundle, groups: Sequence[Sequence], returns: Sequence[Sequence[float]], algorithm, *,
+                    weighting: str, accumulation: int) -> tuple[list[dict[str, torch.Tensor]], BatchStats]:
+    """Stage 3: `groups[i]` holds the G `PlayedEpisode`s of one task and `returns[i]` their returns. Each episode's
+    group-normalised return A_e goes to every one of its decisions, scaled by the weighting:
+
+        episode:  w_d = D̄ / n_e   (n_e: the episode's decisions, D̄: their mean over the kept groups)
+        decision: w_d = 1
+
+    With `episode`, the decisions of an episode share one episode's weight, so a failing episode that looped for
+    20 decisions moves the policy no more than a success in 3 (with `decision` it would move it ~7× more, and
+    failures, being longer, would dominate every group); D̄ keeps the mean weight of a decision at 1, so the
+    learning rate means what it means in stages 1–2. Groups are the loop's explicit task groups, never rebuilt
+    from positions in a flat list of decisions (which would mix decisions of different prompts and episodes)."""
+    if weighting not in ("episode", "decision"):
+        raise ValueError(f"unknown episode weighting {weighting!r}; choose episode or decision")
+    if len(groups) != len(returns) or any(len(g) != len(r) for g, r in zip(groups, returns)):
+        raise ValueError(f"{len(groups)} groups and {len(returns)} return rows; give one return per episode")
+    if not groups:  # every group lost an episode
+        return [], BatchStats(groups=0, kept_groups=0, plans=0, tokens=0, reward_mean=0.0, reward_std=0.0)
+    per_group = [group_advantages([list(row)], scale_by_std=algorithm.scale_adv_by_std, eps=algorithm.adv_eps)
+                 for row in returns]  # one at a time: groups may differ in size
+    keep = [bool(informative[0]) or not algorithm.filter_flat_groups for _, informative in per_group]
+    kept = [(i, e) for i, group in enumerate(groups) if keep[i] for e in range(len(group))]
+    mean_decisions = sum(len(groups[i][e].decisions) for i, e in kept) / len(kept) if kept else 0.0
+    rows = []
+    for i, e in kept:
+        episode = groups[i][e]
+        weight = 1.0 if weighting == "decision" else mean_decisions / len(episode.decisions)
+        advantage = float(per_group[i][0][0, e]) * weight
+        rows += [(d.prompt, d.completions[0].token_ids, advantage) for d in episode.decisions]
+    r = torch.tensor([x for row in returns for x in row], dtype=torch.float64)
+    stats = BatchStats(groups=len(groups), kept_groups=sum(keep), plans=len(rows),
+                       tokens=sum(len(ids) for _, ids, _ in rows), reward_mean=float(r.mean()),
+                       reward_std=float(r.std()) if r.numel() > 1 else 0.0)
+    return pack_rows(bundle, rows, algorithm, accumulation=accumulation), stats
+
+
+def pack_rows(bundle, rows: list[tuple], algorithm, *, accumulation: int) -> list[dict[str, torch.Tensor]]:
+    """(prompt, sampled ids, advantage) rows → exactly `accumulation` micro-batches (none for no rows), each with
+    the step's one `loss_denominator` so that accumulation gives the full-batch loss (tracer1.learner.grpo)."""
     if not rows:
-        return [], stats
+        return []
+    tokens = sum(len(ids) for _, ids, _ in rows)
     parts = [rows[s] for s in split_evenly(len(rows), min(accumulation, len(rows)))]
-    # Exact full-batch aggregation under accumulation (see tracer1.learner.grpo): one denominator per step.
     count = tokens if algorithm.loss_agg == "token-mean" else len(rows)
     micro_batches = []
     for part in parts:
@@ -72,4 +115,4 @@ def training_batches(bundle, groups: Sequence[Group], rewards: Sequence[Sequence
         empty = dict(micro_batches[-1])
         empty["completion_mask"] = torch.zeros_like(empty["completion_mask"])
         micro_batches.append(empty)
-    return micro_batches, stats
+    return micro_batches

@@ -20,9 +20,6 @@ with the same next batch.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 import time
 import zlib
 from pathlib import Path
@@ -44,41 +41,13 @@ from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, seed_everything, set_rng_state
 from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor, ray_session, wait_until_placed
-from tracer1.train.assets import cache_dir, cached, load_split
+from tracer1.train.assets import load_split, start_planner
 from tracer1.train.batch import training_batches
-from tracer1.train.checkpoints import policy_dir, read_state, resume_point, write_checkpoint
+from tracer1.train.checkpoints import read_state, resume_point, write_checkpoint
 from tracer1.train.data_source import training_data
 from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
 PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts of a step, in order
-
-
-def start_planner(config) -> Path:
-    """`checkpoint.init_from`, else the SFT warm start of the embedded default (trained once, then cached)."""
-    if config.checkpoint.init_from:
-        return policy_dir(config.checkpoint.init_from)
-    from tracer1.train.sft import train_sft  # noqa: PLC0415
-
-    warm = config.model_copy(update={"stage": "sft"}, deep=True)
-    # Keyed by what shapes the warm start's weights only, so RL settings can change without retraining it.
-    shaping = config.model_dump(mode="json", include={"seed", "horizon", "model", "data", "env", "sft", "learner"})
-    for evaluation in config.sft.EVALUATION_FIELDS:
-        del shaping["sft"][evaluation]
-    shaping["history_len"] = config.rollout.history_len
-    key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
-
-    def build(tmp: Path) -> None:  # the HF directory itself, with the SFT run (report, metrics) kept in run/
-        train_sft(warm, tmp / "run")
-        for item in (tmp / "run" / "checkpoints" / "final").iterdir():
-            shutil.move(str(item), tmp / item.name)
-        shutil.rmtree(tmp / "run" / "checkpoints")
-
-    path = cache_dir(config) / f"sft-{key[:12]}"
-    fresh = not path.exists()
-    cached(path, build)
-    if fresh:  # the SFT summary named the directory it was built in, which has just been renamed
-        print(f"  the SFT warm start is kept as {path} (its report and logs in {path / 'run'})")
-    return path
 
 
 def train_rl(config, run_dir: Path) -> int:
