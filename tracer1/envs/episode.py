@@ -128,6 +128,8 @@ class PlanActEpisode:
     not_executed: int = 0
     distance: tuple | None = None  # built-in: the oracle's (steps to the end, success) from the current state
     shot: bytes = b""
+    execute_s: float = 0.0         # seconds the executor spent grounding first steps
+    env_s: float = 0.0             # seconds the env spent stepping (and the oracle judging progress)
 
     @classmethod
     def start(cls, spec: EpisodeSpec, env) -> PlanActEpisode:
@@ -177,7 +179,9 @@ class PlanActEpisode:
             problems.append("the plan has no readable step")
             row["correct"] = False
         else:
+            t0 = time.perf_counter()
             execution = executor.execute(steps[0], observation_from_env(self.obs, self.info, self.env))
+            self.execute_s += time.perf_counter() - t0
             problems += execution.problems
             grounded = execution.grounded_step
             tried = format_step(grounded) if grounded is not None else "planned: " + format_step(steps[0])
@@ -193,10 +197,12 @@ class PlanActEpisode:
                     row["point"] = [round(v) for v in to_pixels(execution.point, width, height)]
                 if execution.element is not None:
                     row["target_box"] = pixel_box(execution.element.box, width, height)
+                t0 = time.perf_counter()
                 before = self.distance if self.distance is not None else self.distance_now()
                 self.obs, _, terminated, truncated, self.info = self.env.step(execution.step)
                 problems += self.info.get("problems", [])
                 self.distance = self.distance_now()
+                self.env_s += time.perf_counter() - t0
                 row["correct"] = progress(before, self.distance, terminated, bool(self.info.get("success")),
                                           self.spec.env)
         self.rows.append(row)
@@ -215,7 +221,8 @@ class PlanActEpisode:
                 "seed": self.spec.seed, "instruction": self.obs["instruction"], "success": self.success,
                 "steps": len(self.rows), "end": self.end, "looped": self.loop_step is not None,
                 "loop_step": self.loop_step, "unreadable_plans": self.unreadable, "not_executed": self.not_executed,
-                "seconds": round(time.perf_counter() - self.started, 3), "trajectory": self.rows}
+                "seconds": round(time.perf_counter() - self.started, 3), "execute_s": round(self.execute_s, 4),
+                "env_s": round(self.env_s, 4), "trajectory": self.rows}
 
 
 def progress(before, after, terminated: bool, success: bool, env: str) -> bool | None:

@@ -37,14 +37,28 @@ def summary_table(title: str, before, after, paths: dict[str, Path], seconds: fl
 
 def pipeline_text(report: dict) -> str:
     """`make study`'s report as Markdown: per-seed rewards and grounded accuracy, then each claim's gain over seeds."""
-    seeds = report["seeds"]
-    lines = [f"== {report['name']}: SFT → stage 1 → stage 2 over seeds {seeds} ({report['minutes']} min)", "",
-             "| seed | SFT reward | stage-1 reward | stage-1 grounded | stage-2 grounded |", "|---|---|---|---|---|"]
-    for r in report["per_seed"]:
+    seeds, rows = report["seeds"], report["per_seed"]
+    planact = bool(rows) and all("planact" in r for r in rows)
+    stages = "SFT → stage 1 → stage 2" + (" → stage 3" if planact else "")
+    lines = [f"== {report['name']}: {stages} over seeds {seeds} ({report['minutes']} min)", "",
+             "| seed | SFT reward | stage-1 reward | stage-1 grounded | stage-2 grounded |"
+             + (" plan-act success, stage 2 | stage 3 | paired gain (95% CI) |" if planact else ""),
+             "|---|---|---|---|---|" + ("---|---|---|" if planact else "")]
+    for r in rows:
         grounded = (_pct(r[k]["first_step_grounded"]) for k in ("stage2_before", "stage2"))
-        lines.append(f"| {r['seed']} | {r['sft']['reward']:+.3f} | {r['stage1']['reward']:+.3f} | "
-                     + " | ".join(grounded) + " |")
+        line = (f"| {r['seed']} | {r['sft']['reward']:+.3f} | {r['stage1']['reward']:+.3f} | "
+                + " | ".join(grounded) + " |")
+        if planact:
+            p, gain = r["planact"], r["planact"]["paired_gain"]["trained"]
+            ci = f"[{gain['ci95'][0]:+.1%}, {gain['ci95'][1]:+.1%}]" if gain["ci95"] else ""
+            line += (f" {_rate(p['before']['trained']['overall'])} | {_rate(p['after']['trained']['overall'])} | "
+                     f"{_signed(gain['mean'])} {ci} |")
+        lines.append(line)
     lines.append("")
+    if planact:
+        n = rows[0]["planact"]["after"]["trained"]["overall"]["episodes"]
+        lines += [f"Plan-act: {n} held-out episodes (unseen seeds of the trained families), greedy, the same before "
+                  "and after stage 3.", ""]
     if held := report["per_seed"] and report["per_seed"][0]["stage2"].get("samples"):
         lines += [f"Held out: {held} samples, the same before and after each stage; first-step accuracy is greedy, "
                   f"one sample = {1 / held:.1%}.", ""]

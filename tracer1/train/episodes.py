@@ -66,6 +66,8 @@ class EpisodeStats:
     plan_s: float = 0.0                 # wall seconds in rollout calls
     env_s: float = 0.0                  # wall seconds in env calls
     env_busy_s: float = 0.0             # seconds env actors worked (summed over actors)
+    execute_s: float = 0.0              # of which the executor grounding first steps (finished episodes)
+    step_s: float = 0.0                 # of which the envs stepping (finished episodes)
     wall_s: float = 0.0
     env_actors: int = 1
     retried_calls: int = 0
@@ -127,6 +129,8 @@ class EpisodeRunner:
                     played[r.index] = PlayedEpisode(r.spec, u.result, r.decisions)
                     stats.episodes += 1
                     stats.decisions += len(r.decisions)
+                    stats.execute_s += u.result.get("execute_s", 0.0)
+                    stats.step_s += u.result.get("env_s", 0.0)
                 else:
                     running[key].sample = u.sample
 

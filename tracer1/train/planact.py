@@ -159,6 +159,7 @@ def train_planact(config, run_dir: Path) -> int:
                          "env_utilisation": ep.env_utilisation, "retried_calls": ep.retried_calls,
                          "curriculum_weight_mean": sum(weights.values()) / len(weights),
                          "time/plan": ep.plan_s, "time/env": ep.env_s, "time/episodes": t_play,
+                         "busy/execute": ep.execute_s, "busy/env_step": ep.step_s,
                          "time/learner": t_learn, "time/sync": t_sync, "time/step": t_play + t_learn + t_sync}, step)
                 for i, (_, g) in enumerate(groups[:config.logging.log_samples]):
                     p = g[0]
