@@ -113,6 +113,7 @@ bench: $(STAMP) $(VLLM_STAMP) $(BENCH_STAMP)
 	$(PY) bench/data_throughput.py
 	$(PY) bench/engines_throughput.py
 	$(PY) bench/step_time.py
+	$(PY) bench/stage3_step.py
 	TRACER1_BENCH_PYTHON=$(BENCH_PY) $(PY) bench/trl_grpo.py
 	$(PY) bench/rollout_overhead.py
 	$(PY) bench/rollout_scaling.py

@@ -62,3 +62,19 @@ def test_the_rewards_bench_empties_the_parse_and_reward_caches():
     parse_plan('<plan>\n1. click(target="OK")\n</plan>'), step_signature(Step("wait")), token_f1("a b", "b c")
     module.clear_caches()
     assert [c.cache_info().currsize for c in (_read_line, step_signature, _token_set)] == [0, 0, 0]
+
+
+def test_the_stage_3_bench_drops_the_warm_up_step_and_splits_the_step_into_its_parts():
+    spec = importlib.util.spec_from_file_location("stage3_step", BENCH.parent / "stage3_step.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))
+    spec.loader.exec_module(module)
+    keys = [key for _, key in module.PARTS]
+    rows = [{**dict.fromkeys(keys, 100.0), "env_utilisation": 0.9, "decisions": 1, "success_rate": 1.0},
+            *({"time/plan": p, "time/env": 2.0, "busy/execute": 0.5, "busy/env_step": 1.0, "time/learner": 4.0,
+               "time/sync": 1.0, "time/step": p + 7.0, "env_utilisation": u, "decisions": 100, "success_rate": 0.5}
+              for p, u in ((3.0, 0.1), (5.0, 0.3)))]
+    out = module.summarise(rows)
+    assert out["steps_kept"] == 2 and out["parts"]["plan"]["mean"] == 4.0 and out["parts"]["step"]["mean"] == 11.0
+    assert out["parts"]["learner"]["share"] == pytest.approx(4 / 11)
+    assert out["env_utilisation"]["mean"] == pytest.approx(0.2) and out["success_rate"] == 0.5

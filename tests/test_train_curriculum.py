@@ -103,7 +103,9 @@ def test_a_stored_success_is_replayed_only_into_an_all_fail_group_of_its_task():
     failed = [Ep(False, [1]), Ep(False, [1, 2])]
     assert buffer.rescue(("toggle", 1), failed)
     assert failed[0].success is False and failed[1].replayed and failed[1].decisions == [1, 2]
-    assert not buffer.rescue(("call", 1), [Ep(False, [1]), Ep(False, [1])])  # no success stored for that task
+    assert not buffer.rescue(("call", 1), [Ep(False, [1]), Ep(False, [1])])  # no success of that family stored
+    other_seed = [Ep(False, [1]), Ep(False, [1])]
+    assert buffer.rescue(("toggle", 2), other_seed) and other_seed[1].decisions == [1, 2, 3]  # the family's latest
     buffer.add(("call", 1), Ep(True, [1]))
     buffer.add(("call", 2), Ep(True, [1]))  # capacity 2: the least recently stored task goes
     assert list(buffer.episodes) == [("call", 1), ("call", 2)]

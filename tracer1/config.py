@@ -288,8 +288,8 @@ class Stage3Config(Section):
         0.25, gt=0, le=1, description="relative draw weight of a family whose recent episodes all failed or all "
                                       "succeeded (1 = no curriculum)")
     replay: bool = Field(
-        True, description="an all-fail group gets the task's stored successful episode in place of one failure "
-                          "(ARPO), its log-probs taken under the current policy")
+        True, description="an all-fail group gets a stored successful episode of its task (else of its family) in "
+                          "place of one failure (ARPO), its log-probs taken under the current policy")
     replay_capacity: int = Field(
         256, ge=1, description="successful episodes kept for replay (one per task; the oldest go first)")
     eval_episodes: int = Field(

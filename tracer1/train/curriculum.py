@@ -8,9 +8,12 @@
   16 oracle steps), so this is a curriculum over lengths too: it follows the frontier of what the planner can
   nearly do. Seeds come from `stage3.train_seeds` per family, hashed apart from every evaluation seed;
 * `episode_return` — success, plus the optional shaping terms, each a mean over decisions in [0, 1];
-* `ReplayBuffer` — the shortest successful episode of each task seen (`stage3.replay`); `rescue` puts it into a
-  group of the same task whose episodes all failed, in place of one failure (ARPO's replay). Its decisions keep
-  their prompts and sampled ids; the learner takes their log-probs under the current policy, as for fresh ones.
+* `ReplayBuffer` — the shortest successful episode of each task seen, and the latest of each family
+  (`stage3.replay`); `rescue` puts the task's own into a group of that task whose episodes all failed, in place of
+  one failure (ARPO's replay), or, when the task has none yet, the family's latest (another seed of the same
+  family: with 64 seeds per family a task recurs rarely in a short run, its family every few steps). Its decisions
+  keep their prompts and sampled ids; the learner takes their log-probs under the current policy, as for fresh
+  ones.
 """
 
 from __future__ import annotations
@@ -115,24 +118,27 @@ def episode_return(result: dict, stage3) -> float:
 
 
 class ReplayBuffer:
-    """The shortest successful episode of each task, for `capacity` tasks (the least recently stored go first)."""
+    """The shortest successful episode of each task, for `capacity` tasks (the least recently stored go first), and
+    the latest successful episode of each family."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.episodes: OrderedDict = OrderedDict()
+        self.families: dict = {}
 
     def add(self, task: tuple[str, int], episode) -> None:
         kept = self.episodes.get(task)
         if kept is None or len(episode.decisions) <= len(kept.decisions):
             self.episodes[task] = episode
         self.episodes.move_to_end(task)
+        self.families[task[0]] = episode
         while len(self.episodes) > self.capacity:
             self.episodes.popitem(last=False)
 
     def rescue(self, task: tuple[str, int], group: list) -> bool:
-        """Put the task's stored success into `group` (in place of its last episode) when every episode of it
-        failed; -> whether it did."""
-        stored = self.episodes.get(task)
+        """Put the task's stored success — else its family's — into `group` (in place of its last episode) when
+        every episode of it failed; -> whether it did."""
+        stored = self.episodes.get(task) or self.families.get(task[0])
         if stored is None or any(e.success for e in group):
             return False
         group[-1] = replace(stored, replayed=True)
