@@ -20,15 +20,17 @@ from tracer1.config import RewardConfig, dump_config, load_config
 from tracer1.data.schema import write_samples
 from tracer1.data.synthetic import generate_samples
 from tracer1.engines.base import Completion, Prompt
+from tracer1.eval.episodes import episode_report, paired_difference, save_trajectories
 from tracer1.eval.planning import evaluate_planning, grounding_check
 from tracer1.executors import A11yExecutor
 from tracer1.plan import format_plan
 from tracer1.report import (
-    ReportError, Trajectory, TrajectoryError, TrajectoryStep, append_trajectory, read_trajectories, write_report,
-    write_trajectories,
+    ReportError, Trajectory, TrajectoryError, TrajectoryStep, append_trajectory, build, read_trajectories,
+    write_report, write_trajectories,
 )
 from tracer1.report.__main__ import main as report_main
 from tracer1.report.annotate import RIGHT, TARGET, WRONG
+from tracer1.report.plots import read_metrics, time_parts
 from tracer1.run import TRAINERS, main as run_main
 
 # The hand-made screen: 200 × 300 px, drawn at 560 / 300 = 1.8667× in the annotated picture, inside a 4 px frame.
@@ -95,7 +97,7 @@ def test_training_report_embeds_curves_table_and_annotated_trajectory(tmp_path):
     assets = run / "report"
     curves = {p.stem for p in assets.glob("curve_*.png")}
     assert {"curve_reward", "curve_heldout_accuracy", "curve_heldout_reward", "curve_learner",
-            "curve_step_time"} <= curves
+            "curve_step_time"} == curves  # none of stage 3's (episode success, signal, families)
     # every picture is in the page itself (self-contained: no file, script or address outside it)
     for png in assets.glob("*.png"):
         assert base64.b64encode(png.read_bytes()).decode() in page, png.name
@@ -108,6 +110,9 @@ def test_training_report_embeds_curves_table_and_annotated_trajectory(tmp_path):
     # why sampled plans failed, before and after: the kinds most common after training first
     assert (f"<tr><td>{NUMBERING}</td><td>10</td><td>6</td></tr><tr><td>no step could be read</td><td>14</td>"
             "<td>0</td></tr>") in page
+    assert "Held-out evaluation: before → after training" in page and "paired gain" not in page
+    assert time_parts(read_metrics(run / "metrics.jsonl")) == ([1, 2, 3, 4], {"rollout": [2.0] * 4,
+                                                                               "learner": [1.0] * 4})
     # metrics table: the stage prefix is gone, and step 3's second value (0.0, after the resume) wins over 0.9
     assert "<tr><td>reward_mean</td><td>0.25</td><td>-0.5</td><td>0.25</td><td>4</td></tr>" in page
     assert "<tr><td>eval/parse_rate</td><td>0.75</td><td>0.5</td><td>0.75</td><td>2</td></tr>" in page
@@ -150,6 +155,140 @@ def test_trajectories_file_round_trips_and_names_the_bad_line_and_field(tmp_path
         write_trajectories(path, [Trajectory("e", "i", None, [TrajectoryStep("p", screenshot="/abs/0.png")])])
     with pytest.raises(TrajectoryError, match=r"target_box \[4, 0, 0, 4\] must have x0 <= x1"):
         write_trajectories(path, [Trajectory("e", "i", None, [TrajectoryStep("p", target_box=(4, 0, 0, 4))])])
+
+
+def episode(tag: str, family: str, i: int, success: bool, first_right: bool | None, shot: bytes | None = None):
+    """One plan-act episode result as tracer1.envs.episode returns it (two decisions)."""
+    rows = [{"screenshot": shot, "plan": f'<plan>\n1. click(target="{family} {i}")\n</plan>',
+             "executed": f'click(target="{family} {i}", point=(500, 400))', "point": [100, 120],
+             "target_box": list(OK_BOX), "correct": first_right, "feedback": None},
+            {"screenshot": shot, "plan": "<plan>\n1. done()\n</plan>", "executed": None, "point": None,
+             "target_box": None, "correct": success, "feedback": "episode succeeded" if success else "budget"}]
+    return {"episode": f"eval-{tag}-{i:04d}-{family}", "env": "builtin", "task": family, "seed": i,
+            "instruction": f"do {family} number {i}", "success": success, "steps": 2,
+            "end": "success" if success else "budget", "looped": False, "trajectory": rows}
+
+
+# Held-out episodes, before and after: (family, success before, success after) per episode. Trained families:
+# 2/8 → 6/8 (4 gained, none lost); the held-out family: 2/4 → 2/4 (1 gained, 1 lost).
+TRAINED = [("click-button", False, True), ("enter-text", False, True), ("click-button", True, True),
+           ("enter-text", False, False), ("click-button", False, True), ("enter-text", True, True),
+           ("click-button", False, False), ("enter-text", False, True)]
+HELD_OUT = [("drag-item", True, False), ("drag-item", False, True), ("drag-item", True, True),
+            ("drag-item", False, False)]
+
+
+def planact_run(run: Path) -> Path:
+    """A stage-3 run as tracer1.train.planact leaves it: stage3_report.json from episode results (the real
+    episode_report / paired_difference), 4 logged steps with two evaluations, and trajectories.jsonl with the
+    first episode's screenshots."""
+    run.mkdir(parents=True, exist_ok=True)
+    screen_png(run / "screen.png")
+    shot = (run / "screen.png").read_bytes()
+    results = {}
+    for phase, which in (("before", 1), ("after", 2)):
+        results[phase] = {
+            "trained": [episode("trained", e[0], i, e[which], e[which] or i == 0, shot if i == 0 else None)
+                        for i, e in enumerate(TRAINED)],
+            "held_out": [episode("held-out", e[0], i, e[which], None) for i, e in enumerate(HELD_OUT)]}
+    report = {"stage": 3, "planner": "runs/stage2-x/checkpoints/final", "checkpoint": str(run / "final"),
+              "steps": 4, "resumed_from": None, "seconds": 99.5, "trained_families": ["click-button", "enter-text"],
+              "held_out_families": ["drag-item"],
+              "success_curve": [{"step": s, "success": 0.25 * s} for s in range(1, 5)],
+              **{phase: {k: episode_report(v) for k, v in results[phase].items()} for phase in results},
+              "paired_gain": {k: paired_difference(results["before"][k], results["after"][k])
+                              for k in results["after"]}}
+    (run / "stage3_report.json").write_text(json.dumps(report))
+    p, lines = "stage3/", []
+    for step in range(1, 5):
+        lines.append({"step": step, "time": 0.0, f"{p}success_rate": 0.25 * step, f"{p}return_mean": 0.2 * step,
+                      f"{p}groups_with_signal": 0.5, f"{p}replays": step % 2, f"{p}kept_groups": 2,
+                      f"{p}episodes_lost": 0, f"{p}episodes_dropped": 0, f"{p}decisions_per_episode": 3.5,
+                      f"{p}env_utilisation": 0.7, f"{p}loss": 1.0 / step, f"{p}kl": 0.01 * step,
+                      f"{p}grad_norm": 2.0, f"{p}time/plan": 3.0, f"{p}time/env": 2.0, f"{p}time/episodes": 6.0,
+                      f"{p}time/learner": 1.5, f"{p}time/sync": 0.5, f"{p}time/step": 8.0})
+        if step in (2, 4):
+            lines.append({"step": step, "time": 0.0, f"{p}eval/trained_success": 0.25 * step,
+                          f"{p}eval/held_out_success": 0.5})
+    lines.append({"step": 4, "text": {f"{p}episode0": "do it → success"}})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    save_trajectories(run, results["after"]["trained"])
+    return run
+
+
+def test_a_stage3_run_shows_plan_act_success_before_and_after_per_set_and_family(tmp_path, monkeypatch):
+    def no_examples(*_):  # stage 1–2's held-out examples: stage 3 writes its trajectories itself
+        raise AssertionError("write_training_trajectories called for stage 3")
+
+    monkeypatch.setattr(build, "write_training_trajectories", no_examples)
+    run = planact_run(tmp_path / "stage3-x")
+    page = write_report(run).read_text()
+    report = json.loads((run / "stage3_report.json").read_text())
+    trained, held = report["paired_gain"]["trained"], report["paired_gain"]["held_out"]
+    assert (trained["mean"], trained["gained"], trained["lost"]) == (0.5, 4, 0) and trained["excludes_zero"]
+    assert (held["mean"], held["gained"], held["lost"]) == (0.0, 1, 1) and not held["excludes_zero"]
+
+    def interval(stats, key="success_rate"):
+        return f"{stats[key]:.1%} [{stats['ci95'][0]:.1%}, {stats['ci95'][1]:.1%}]"
+
+    before, after = report["before"], report["after"]
+    # one row per set: before and after with their intervals, the paired gain (green only when its interval
+    # excludes 0), and how many episodes were gained / lost. Trained: mean 0.5, sd sqrt(2/7), n 8 → ± 0.3704;
+    # held out: mean 0, sd sqrt(2/3), n 4 → ± 0.8002
+    assert interval(before["trained"]["overall"]).startswith("25.0% [")
+    assert (f"<tr><td>held-out seeds, trained families</td><td>{interval(before['trained']['overall'])}</td>"
+            f"<td>{interval(after['trained']['overall'])}</td>"
+            '<td class="up">+50.0% [+13.0%, +87.0%]</td><td>yes</td><td>4 / 0</td></tr>') in page
+    assert (f"<tr><td>held-out families</td><td>{interval(before['held_out']['overall'])}</td>"
+            f"<td>{interval(after['held_out']['overall'])}</td>"
+            '<td class="">+0.0% [-80.0%, +80.0%]</td><td>no</td><td>1 / 1</td></tr>') in page
+    # first decisions: right in every successful episode and in episode 0 (trained), not judged (held out)
+    assert (f"<tr><td>held-out seeds, trained families: first decision right</td>"
+            f"<td>{interval(before['trained']['first_decision'], 'rate')}</td>"
+            f"<td>{interval(after['trained']['first_decision'], 'rate')}</td>") in page
+    assert before["trained"]["first_decision"]["right"] == 3 and after["trained"]["first_decision"]["right"] == 6
+    assert "<tr><td>held-out families: first decision right</td><td>n/a</td><td>n/a</td>" in page
+    # per family, trained and held out
+    assert ("<tr><td>click-button</td><td>held-out seeds, trained families</td><td>25.0% (1/4)</td>"
+            '<td>75.0% (3/4)</td><td class="up">↑</td></tr>') in page
+    assert ("<tr><td>enter-text</td><td>held-out seeds, trained families</td><td>25.0% (1/4)</td>"
+            '<td>75.0% (3/4)</td><td class="up">↑</td></tr>') in page
+    assert ("<tr><td>drag-item</td><td>held-out families</td><td>50.0% (2/4)</td><td>50.0% (2/4)</td>"
+            '<td class="">=</td></tr>') in page
+    assert "8 episodes per set, played greedily; steps: 4 · seconds: 99.5 · trained families: click-button, " \
+           "enter-text · held-out families: drag-item" in page
+    assert "Held-out evaluation: before → after training" not in page  # not stages 1–2's table
+
+    curves = {p.stem for p in (run / "report").glob("curve_*.png")}
+    assert curves == {"curve_family_success", "curve_episode_success", "curve_signal", "curve_learner",
+                      "curve_step_time"}
+    for png in (run / "report").glob("*.png"):
+        assert base64.b64encode(png.read_bytes()).decode() in page, png.name
+    # the metrics: stage 3's prefix removed; time/step beyond plan + env + learner + sync is "other"
+    assert "logged as stage3/…" in page
+    assert "<tr><td>groups_with_signal</td><td>0.5</td><td>0.5</td><td>0.5</td><td>4</td></tr>" in page
+    assert "<tr><td>eval/trained_success</td><td>1</td><td>0.5</td><td>1</td><td>2</td></tr>" in page
+    assert time_parts(read_metrics(run / "metrics.jsonl")) == ([1, 2, 3, 4], {
+        "plan": [3.0] * 4, "env": [2.0] * 4, "learner": [1.5] * 4, "sync": [0.5] * 4, "other": [1.0] * 4})
+    # the held-out episodes it wrote, drawn step by step; episode 0 on its screenshot
+    assert "eval-trained-0000-click-button" in page and "do click-button number 0" in page
+    assert (run / "screens" / "eval-trained-0000-click-button" / "00.png").is_file()
+    first = Image.open(run / "report" / "trajectory1_step1.png").convert("RGB")
+    assert near(first, FRAME + 100 * SCALE, FRAME + 120 * SCALE, RIGHT)  # the grounded point on the screen
+
+
+def test_a_stage3_run_without_trajectories_writes_none_and_draws_the_evaluations_from_step_0(tmp_path,
+                                                                                               monkeypatch):
+    run = planact_run(tmp_path / "stage3-x")
+    (run / "trajectories.jsonl").unlink()
+    called = []
+    monkeypatch.setattr(build, "write_training_trajectories", lambda *a: called.append(a) or (None, None))
+    drawn = []
+    monkeypatch.setattr(build, "training_charts", lambda m, before: drawn.append(before) or [])
+    page = write_report(run).read_text()
+    assert not called and not (run / "trajectories.jsonl").exists() and "Trajectories" not in page
+    assert drawn == [{"trained_success": 0.25, "held_out_success": 0.5}]  # before, at step 0 of the curve
+    assert "+50.0% [+13.0%, +87.0%]" in page
 
 
 class OracleForFirstEngine:

@@ -5,6 +5,12 @@ What the page shows depends on what the directory holds, each section only when 
 * a training run (`sft_report.json` / `stageN_report.json`, `metrics.jsonl`): before → after on the held-out
   samples, reward / held-out accuracy / learner / step-time curves, every metric's last, min and max, and the
   held-out examples drawn on their screenshots (written to trajectories.jsonl first, see `examples`);
+* a stage-3 run (`stage3_report.json`, `metrics.jsonl`, `trajectories.jsonl`): plan-act success on the held-out
+  episodes before → after, per set (unseen seeds of the trained families; families never trained on) with
+  95% intervals and the paired gain, first decisions right, success per family (a table and an interval
+  chart), the curves — training-episode success with the held-out evaluations as markers, groups with signal
+  and replays, learner, step time by part (plan, env, learner, sync) — and the held-out episodes it wrote,
+  drawn step by step;
 * an evaluation (`eval_report.json`, `trajectories.jsonl`): its measures, success and step-accuracy curves, and
   the episodes drawn step by step;
 * a pipeline (`pipeline_report.json`): the claims, the seeds table, and each stage run's curves with a link to
@@ -21,8 +27,8 @@ from pathlib import Path
 from tracer1.atomic import save_text_atomic
 from tracer1.report import html as h
 from tracer1.report.examples import STAGE_REPORTS, write_training_trajectories
-from tracer1.report.plots import Chart, Metrics, ReportError, rate_by_index_chart, read_metrics, \
-    running_rate_chart, training_charts
+from tracer1.report.plots import EPISODE_SETS, Chart, Metrics, ReportError, interval_chart, rate_by_index_chart, \
+    read_metrics, running_rate_chart, training_charts
 from tracer1.report.text import ROWS, pipeline_text
 from tracer1.report.trajectories import TRAJECTORIES_FILE, Trajectory, TrajectoryError, read_trajectories
 
@@ -68,20 +74,22 @@ class Assets:
 
 # --- training -----------------------------------------------------------------------------------------------
 
-def before_after(report: dict) -> str:
+def _change(old, new) -> str:
+    if old is None or new is None:
+        return "<td></td>"
+    arrow = "up" if new > old + 1e-9 else ("down" if new < old - 1e-9 else "")
+    return f'<td class="{arrow}">{"↑" if arrow == "up" else "↓" if arrow == "down" else "="}</td>'
 
+
+def before_after(report: dict) -> str:
     before, after = report.get("before") or {}, report.get("after") or {}
     rows = []
     for label, key, fmt in ROWS:
         old, new = before.get(key), after.get(key)
         if old is None and new is None:
             continue
-        change = ""
-        if old is not None and new is not None:
-            arrow = "up" if new > old + 1e-9 else ("down" if new < old - 1e-9 else "")
-            change = f'<td class="{arrow}">{"↑" if arrow == "up" else "↓" if arrow == "down" else "="}</td>'
         cells = [h.esc(label), *(h.esc(fmt.format(v)) if v is not None else "n/a" for v in (old, new))]
-        rows.append([*cells, change or "<td></td>"])
+        rows.append([*cells, _change(old, new)])
     facts = [f"{k.replace('_', ' ')}: {h.number(report[k])}" for k in ("steps", "seconds", "train_samples",
                                                                        "eval_samples", "final_loss") if k in report]
     held = after.get("samples") or before.get("samples")
@@ -98,6 +106,92 @@ def failing_plans(before: dict, after: dict, limit: int = 8) -> str:
     rows = [[kind, str(old.get(kind, 0)), str(new.get(kind, 0))] for kind in kinds]
     return ('<p class="note">why sampled plans fail to parse: plans with each kind of problem</p>'
             + h.table(["problem", "before", "after"], rows))
+
+
+# --- stage 3: plan-act episodes ------------------------------------------------------------------------------
+
+def _percent(value, ci=None, signed: bool = False) -> str:
+    """A rate (or a signed difference of rates) with its 95% interval when known."""
+    if value is None:
+        return "n/a"
+    form = "{:+.1%}" if signed else "{:.1%}"
+    return form.format(value) + (f" [{form.format(ci[0])}, {form.format(ci[1])}]" if ci else "")
+
+
+def _gain_cell(gain: dict) -> str:
+    """The paired gain, green or red only when its interval excludes 0 (else the sign may be noise)."""
+    mean = gain.get("mean")
+    arrow = "" if mean is None or not gain.get("excludes_zero") else ("up" if mean > 0 else "down")
+    return f'<td class="{arrow}">{h.esc(_percent(mean, gain.get("ci95"), signed=True))}</td>'
+
+
+def planact_overall(report: dict) -> str:
+    """One row per held-out set: success before and after, the paired gain, and how many episodes flipped; then
+    each set's first decisions right (no history yet: only the instruction and the screen say what to do)."""
+    before, after, gains = report.get("before") or {}, report.get("after") or {}, report.get("paired_gain") or {}
+    rows = []
+    for name in after:
+        old, new, gain = before.get(name) or {}, after[name], gains.get(name) or {}
+        o, n = old.get("overall") or {}, new.get("overall") or {}
+        rows.append([h.esc(EPISODE_SETS.get(name, name)), h.esc(_percent(o.get("success_rate"), o.get("ci95"))),
+                     h.esc(_percent(n.get("success_rate"), n.get("ci95"))), _gain_cell(gain),
+                     h.number(gain.get("excludes_zero")) if gain.get("mean") is not None else "n/a",
+                     f"{h.number(gain.get('gained'))} / {h.number(gain.get('lost'))}"])
+    for name in after:
+        o, n = (before.get(name) or {}).get("first_decision") or {}, after[name].get("first_decision") or {}
+        rows.append([h.esc(f"{EPISODE_SETS.get(name, name)}: first decision right"),
+                     h.esc(_percent(o.get("rate"), o.get("ci95"))), h.esc(_percent(n.get("rate"), n.get("ci95"))),
+                     "", "", ""])
+    return ('<p class="note">plan-act success on held-out episodes, before → after (95% intervals; the gain is '
+            'paired: the same episodes before and after)</p>'
+            + h.table(["held-out episodes", "before", "after", "paired gain", "interval excludes 0",
+                       "episodes gained / lost"], rows, raw=True))
+
+
+def _family_rows(report: dict) -> list[tuple[str, str, dict, dict]]:
+    """(set, family, before, after) for every family of every held-out set, trained families first."""
+    before, after = report.get("before") or {}, report.get("after") or {}
+    return [(name, family, ((before.get(name) or {}).get("by_family") or {}).get(family) or {}, stats)
+            for name in after for family, stats in (after[name].get("by_family") or {}).items()]
+
+
+def planact_families(report: dict) -> str:
+    rows = []
+    for name, family, old, new in _family_rows(report):
+        cells = [f"{_percent(s.get('success_rate'))} ({h.number(s.get('successes'))}/{h.number(s.get('episodes'))})"
+                 if s else "n/a" for s in (old, new)]
+        was, now = old.get("success_rate"), new.get("success_rate")
+        rows.append([h.esc(family), h.esc(EPISODE_SETS.get(name, name)), *map(h.esc, cells), _change(was, now)])
+    return ('<p class="note">success by family (successes / episodes)</p>'
+            + h.table(["family", "held-out set", "before", "after", ""], rows, raw=True))
+
+
+def family_chart(report: dict) -> list[Chart]:
+    """After-success per family with its 95% interval; families never trained on are marked."""
+    rates = {(family if name == "trained" else f"{family} (held out)"):
+             (new["success_rate"], new.get("ci95")) for name, family, _, new in _family_rows(report)
+             if isinstance(new.get("success_rate"), (int, float))}
+    return [interval_chart("family_success", "Success after stage 3 by family", rates)] if rates else []
+
+
+def planact_section(report: dict) -> tuple[str, list[Chart]]:
+    """Stage 3's before → after (its report's schema differs from stages 1–2: episodes, not samples)."""
+    facts = [f"{k.replace('_', ' ')}: {h.number(report[k])}" for k in ("steps", "seconds") if k in report]
+    families = [f"{words}: {', '.join(report.get(k) or []) or 'none'}"
+                for k, words in (("trained_families", "trained families"), ("held_out_families", "held-out families"))]
+    episodes = (((report.get("after") or {}).get("trained") or {}).get("overall") or {}).get("episodes")
+    note = (f'<p class="note">{h.number(episodes)} episodes per set, played greedily; '
+            f'{h.esc(" · ".join(facts + families))}</p>')
+    return planact_overall(report) + note + planact_families(report), family_chart(report)
+
+
+def eval_before(stage: dict) -> dict:
+    """The held-out measures before training, by the name they are logged under after eval/ in metrics.jsonl:
+    the curves draw them at step 0."""
+    before = stage.get("before") or {}
+    if stage.get("stage") == 3:
+        return {f"{name}_success": (r.get("overall") or {}).get("success_rate") for name, r in before.items()}
+    return before
 
 
 def metrics_table(metrics: Metrics) -> str:
@@ -234,7 +328,11 @@ def write_report(run_dir: str | Path) -> Path:
         sections += pipeline_sections(run_dir, _json(run_dir / "pipeline_report.json"), notes)
     stage_file = next((run_dir / n for n in STAGE_REPORTS if (run_dir / n).is_file()), None)
     stage = _json(stage_file) if stage_file else {}
-    if stage:
+    if stage.get("stage") == 3:  # it wrote its trajectories itself (held-out episodes after training)
+        kind = "training, stage 3"
+        body, family = planact_section(stage)
+        sections.append(h.section("Held-out episodes: before → after stage 3", body + assets.charts(family)))
+    elif stage:
         kind = f"training, stage {stage.get('stage', '?')}"
         sections.append(h.section("Held-out evaluation: before → after training", before_after(stage)))
         if not (run_dir / TRAJECTORIES_FILE).is_file():
@@ -252,7 +350,7 @@ def write_report(run_dir: str | Path) -> Path:
         except TrajectoryError as exc:
             raise ReportError(str(exc)) from None
     metrics = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else None
-    charts = training_charts(metrics, stage.get("before")) if metrics else []
+    charts = training_charts(metrics, eval_before(stage)) if metrics else []
     if kind == "evaluation" or not charts:
         charts += eval_charts + trajectory_charts(trajectories)
     if charts:
@@ -286,8 +384,6 @@ def evaluation_section(report: dict) -> tuple[str, list[Chart]]:
     """Scalars (nested ones as dotted keys) in one table; a dict of same-shaped dicts (per task) as a table of its
     own, with a success-rate chart when it has one; `settings` folded away; per-episode lists left to the
     trajectories."""
-    from tracer1.report.plots import interval_chart  # noqa: PLC0415
-
     scalars, parts, charts = {}, [], []
     for key, value in report.items():
         if key == "settings" and isinstance(value, dict):

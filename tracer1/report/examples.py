@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tracer1.report.trajectories import TRAJECTORIES_FILE, Trajectory, TrajectoryStep, write_trajectories
 
-STAGE_REPORTS = ("stage2_report.json", "stage1_report.json", "sft_report.json")
+# The stage reports a run directory may hold, the latest stage first (stage 3's has its own schema, see build).
+STAGE_REPORTS = ("stage3_report.json", "stage2_report.json", "stage1_report.json", "sft_report.json")
 SCREENSHOT_DIR = "screenshots"
 PHASES = (("before", "before training"), ("after", "after training"))
 

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STAGE_PREFIXES = ("sft/", "stage1/", "stage2/")  # what MetricsLogger puts before every key of a stage
+STAGE_PREFIXES = ("sft/", "stage1/", "stage2/", "stage3/")  # what MetricsLogger puts before every key of a stage
 # Held-out measures that are fractions (drawn on one 0..1 axis) and those that are rewards (their own axis).
 EVAL_RATES = ("parse_rate", "greedy_parse_rate", "first_step_action", "first_step_exact", "first_step_grounded")
 EVAL_REWARDS = ("reward", "greedy_reward")
 EVAL_LABELS = {"reward": "sampled plans", "greedy_reward": "greedy plans"}  # legend names; others: key, spaced
-TIME_PARTS = ("rollout", "execute", "reward", "learner", "sync")
+TIME_PARTS = ("rollout", "execute", "reward", "plan", "env", "learner", "sync")  # stages 1–2, then stage 3
+# Stage 3's held-out success sets (eval/<set>_success) and their legend names.
+EPISODE_SETS = {"trained": "held-out seeds, trained families", "held_out": "held-out families"}
 
 
 class ReportError(ValueError):
@@ -141,24 +143,60 @@ def reward_chart(m: Metrics) -> Chart | None:
 
 LEARNER_KEYS = (("loss", "loss"), ("kl", "KL to the reference"), ("entropy", "entropy"),
                 ("token_accuracy", "token accuracy"), ("grad_norm", "gradient norm"))
+# Stage 3: whether a step had anything to learn from (a group whose episodes all failed, or all succeeded, has
+# no advantage) and how often a stored success was replayed into an all-fail group.
+SIGNAL_KEYS = (("groups_with_signal", "groups with signal (share)"), ("replays", "replayed successes"))
 
 
-def learner_chart(m: Metrics) -> Chart | None:
-    """One small panel per learner measure: their scales differ by orders of magnitude (loss vs KL)."""
-    keys = [(k, title) for k, title in LEARNER_KEYS if m.has(k)][:4]
+def episode_success_chart(m: Metrics, before: dict | None = None) -> Chart | None:
+    """Stage 3: success of the training episodes per step, and the held-out evaluations as markers (`before`,
+    the stage report's, at step 0). Training episodes are sampled and drawn by the curriculum, the held-out
+    ones greedy and fixed: the two need not agree."""
+    evals = {}
+    for name in EPISODE_SETS:
+        points = dict(m.series.get(f"eval/{name}_success", {}))
+        if before and isinstance(before.get(f"{name}_success"), (int, float)) and points:
+            points.setdefault(0, float(before[f"{name}_success"]))
+        if points:
+            evals[name] = points
+    if not m.has("success_rate") and not evals:
+        return None
+    fig, ax = _figure("Success during stage 3", "episode success")
+    if m.has("success_rate"):
+        _line(ax, m.steps("success_rate"), m.values("success_rate"), "training episodes", color="C0")
+    for i, (name, points) in enumerate(evals.items()):
+        steps = sorted(points)
+        ax.plot(steps, [points[s] for s in steps], label=EPISODE_SETS[name], marker="D", markersize=6,
+                linestyle=":", linewidth=1.0, color=f"C{i + 1}")
+    ax.set_ylim(-0.03, 1.03)
+    _legend(ax)
+    return Chart("episode_success", "Success during stage 3", _png(fig))
+
+
+def _panels(m: Metrics, name: str, title: str, measures: Sequence[tuple[str, str]]) -> Chart | None:
+    """One small panel per measure: their scales differ by orders of magnitude (loss vs KL)."""
+    keys = [(k, label) for k, label in measures if m.has(k)][:4]
     if not keys:
         return None
     columns = 1 if len(keys) == 1 else 2
     rows = (len(keys) + 1) // 2
     fig, axes = _pyplot().subplots(rows, columns, figsize=(5.6, 1.1 + 1.9 * rows), dpi=110, squeeze=False)
-    for i, (ax, (key, title)) in enumerate(zip(axes.flat, keys)):
-        _style(ax, title, "", "training step" if i >= len(keys) - columns else "", title_size=9)
+    for i, (ax, (key, label)) in enumerate(zip(axes.flat, keys)):
+        _style(ax, label, "", "training step" if i >= len(keys) - columns else "", title_size=9)
         _line(ax, m.steps(key), m.values(key), key, color=f"C{i + 1}")
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
-    fig.suptitle("Learner", x=0.02, ha="left", fontsize=11, fontweight="bold")
+    fig.suptitle(title, x=0.02, ha="left", fontsize=11, fontweight="bold")
     fig.tight_layout()
-    return Chart("learner", "Learner", _png(fig))
+    return Chart(name, title, _png(fig))
+
+
+def learner_chart(m: Metrics) -> Chart | None:
+    return _panels(m, "learner", "Learner", LEARNER_KEYS)
+
+
+def signal_chart(m: Metrics) -> Chart | None:
+    return _panels(m, "signal", "Groups with signal and replays", SIGNAL_KEYS)
 
 
 def eval_charts(m: Metrics, before: dict | None = None) -> list[Chart]:
@@ -186,21 +224,37 @@ def eval_charts(m: Metrics, before: dict | None = None) -> list[Chart]:
     return charts
 
 
+def time_parts(m: Metrics) -> tuple[list[int], dict[str, list[float]]]:
+    """Step time by part, stacked: (steps, part -> seconds per step); empty when the parts were logged at
+    different steps. Stage 3's parts leave out building batches and the curriculum: what time/step has beyond
+    them is drawn as "other" (stages 1–2's parts add up to time/step)."""
+    names = [p for p in TIME_PARTS if m.has(f"time/{p}")]
+    steps = m.steps(f"time/{names[0]}") if names else []
+    if not names or any(m.steps(f"time/{p}") != steps for p in names):
+        return [], {}
+    parts = {p: m.values(f"time/{p}") for p in names}
+    if m.steps("time/step") == steps:
+        rest = [max(0.0, total - sum(v)) for total, *v in zip(m.values("time/step"), *parts.values())]
+        if max(rest) > 0.01 * max(m.values("time/step")):
+            parts["other"] = rest
+    return steps, parts
+
+
 def time_chart(m: Metrics) -> Chart | None:
-    parts = [p for p in TIME_PARTS if m.has(f"time/{p}")]
+    steps, parts = time_parts(m)
     if not parts:
         return None
-    steps = m.steps(f"time/{parts[0]}")
-    if any(m.steps(f"time/{p}") != steps for p in parts):
-        return None
     fig, ax = _figure("Step time by part", "seconds")
-    ax.stackplot(steps, *[m.values(f"time/{p}") for p in parts], labels=parts, alpha=0.8)
+    ax.stackplot(steps, *parts.values(), labels=list(parts), alpha=0.8)
     _legend(ax)
     return Chart("step_time", "Step time", _png(fig))
 
 
 def training_charts(m: Metrics, before: dict | None = None) -> list[Chart]:
-    drawn = [reward_chart(m), *eval_charts(m, before), learner_chart(m), time_chart(m)]
+    """Every chart the metrics have series for. `before`: the held-out measures before training by the name
+    they are logged under after eval/ (a stage 1–2 report's `before`; for stage 3, `<set>_success`)."""
+    drawn = [reward_chart(m), episode_success_chart(m, before), *eval_charts(m, before), signal_chart(m),
+             learner_chart(m), time_chart(m)]
     return [c for c in drawn if c is not None]
 
 
