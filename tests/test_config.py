@@ -131,7 +131,7 @@ def test_a_bad_number_names_the_field_the_value_the_reason_and_the_meaning():
 
 
 def test_a_bad_choice_lists_the_allowed_values():
-    assert "stage = 7: Input should be 'sft', 1 or 2" in problems_of(["stage=7"])
+    assert "stage = 7: Input should be 'sft', 1, 2 or 3" in problems_of(["stage=7"])
     assert "'hf' or 'vllm'" in problems_of(["rollout.engine=sglang"])
 
 

@@ -194,7 +194,7 @@ def local_ray():
 
 
 def without_timing(results: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in results]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "execute_s", "env_s")} for r in results]
 
 
 @pytest.mark.slow

@@ -344,7 +344,7 @@ def test_a_finished_stage_writes_its_report_and_a_pipeline_links_every_stage(tmp
     for stage in (1, 2):
         monkeypatch.setitem(TRAINERS, stage, fake_stage)
     monkeypatch.setattr(pipeline, "run_stage", run_main)
-    assert pipeline.run_pipeline(["seeds=0", "name=p", f"logging.out_dir={tmp_path / 'runs'}"]) == 0
+    assert pipeline.run_pipeline(["seeds=0", "name=p", f"logging.out_dir={tmp_path / 'runs'}", "stages=2"]) == 0
     out = capsys.readouterr().out
     for name in ("p-seed0-stage1", "p-seed0-stage2", "p"):
         assert f"report: {tmp_path / 'runs' / name / 'report.html'}" in out

@@ -27,7 +27,7 @@ def test_help_lists_every_field_with_type_default_and_meaning(capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m tracer1.run")
     assert "  reward.lambda_rep: float = 0.5  (value ≥ 0)\n      weight of the repetition penalty" in out
-    assert "  stage: 'sft' | 1 | 2 = 1" in out
+    assert "  stage: 'sft' | 1 | 2 | 3 = 1" in out
     for doc in iter_fields(RunConfig):
         assert f"{doc.path}:" in out or f"{doc.path} — " in out, doc.path
     assert max(len(line) for line in out.splitlines()) <= 100
@@ -52,7 +52,7 @@ def test_print_config_with_no_settings_is_configs_default_yaml(capsys):
 def test_a_bad_config_exits_2_with_the_message_and_no_traceback(capsys):
     assert main(["stage=7", "reward.gamma=two"]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
-    assert "stage = 7: Input should be 'sft', 1 or 2" in err and "reward.gamma = 'two'" in err
+    assert "stage = 7: Input should be 'sft', 1, 2 or 3" in err and "reward.gamma = 'two'" in err
     assert "Traceback" not in err
 
 

@@ -28,7 +28,7 @@ def test_training_seeds_never_meet_the_evaluation_seeds():
     cur = Curriculum(["toggle"], config)
     trained = {seed for step in range(300) for _, seed in cur.draw(1, step)}
     assert len(trained) == 50  # a finite pool, so tasks recur and their successes can be replayed
-    evaluated = {s.seed for s in held_out_episodes("builtin", ["toggle"], 500, 0, "trained")}
+    evaluated = {s.seed for s in held_out_episodes("builtin", ["toggle"], 500, "trained")}
     assert not trained & evaluated
 
 

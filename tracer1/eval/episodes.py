@@ -1,12 +1,15 @@
 """Plan-act success on held-out episodes, measured so that gains are paired: stage 3 (and the pipeline) plays the
 same episodes — the same (family, seed) tasks — before and after training, and reports the difference per episode.
 
-    specs = held_out_episodes("builtin", families, 200, seed=0, tag="trained")   # unseen seeds of those families
+    specs = held_out_episodes("builtin", families, 200, tag="trained")   # unseen seeds of those families
     report = episode_report(results)                       # success (Wilson 95%), per family, first decisions
     gain = paired_difference(before, after)                # mean of after − before per episode, with its 95% CI
 
 Seeds are hashed with an evaluation prefix (`tracer1.envs.episode.task_seed`), so they never meet the seeds
-stage 3 trains on. Families take turns, so every family gets count / families episodes.
+stage 3 trains on, and they do not depend on the run's seed: runs of every seed are measured on the same items.
+Families take turns, so every family gets count / families episodes. Greedy play is deterministic, so the results
+of a policy on a set are kept beside its weights (`cached_results`) and a next run starting from them does not
+play them again.
 
 "First decision right" is each episode's first decision on its own: no history yet, only the instruction and the
 screen say what to do (a held-out *sample* taken mid-episode lets the history give the task away). In the built-in
@@ -15,24 +18,48 @@ world it is judged by the oracle (the step brought the goal closer); MiniWoB++ j
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from tracer1.atomic import save_json_atomic
 from tracer1.envs.episode import EpisodeSpec, task_seed
 from tracer1.eval.plan_act import Z95, summarize, wilson_interval
 
 EVAL_PREFIX = "tracer1-stage3-eval"
 
 
-def held_out_episodes(env: str, families: Sequence[str], count: int, seed: int, tag: str,
+def held_out_episodes(env: str, families: Sequence[str], count: int, tag: str,
                       keep_screenshots: int = 0) -> list[EpisodeSpec]:
     """`count` evaluation episodes over `families` (taking turns), on seeds no training draws."""
-    return [EpisodeSpec(f"eval-{tag}-{i:04d}-{family}", env, family,
-                        task_seed(EVAL_PREFIX, env, family, i, seed), i < keep_screenshots)
+    return [EpisodeSpec(f"eval-{tag}-{i:04d}-{family}", env, family, task_seed(EVAL_PREFIX, env, family, i, 0),
+                        i < keep_screenshots)
             for i in range(count) for family in [families[i % len(families)]]]
+
+
+def results_file(policy: Path, specs: Sequence[EpisodeSpec], config, budget: int) -> Path:
+    """Where the greedy results of the weights in `policy` on `specs` are kept, keyed by everything that shapes
+    them (the episodes, the budget, the planner's prompt and sampling settings, the env and the executor)."""
+    settings = config.model_dump(mode="json", include={"horizon", "env", "executor"})
+    settings.update(specs=[(s.episode, s.task, s.seed) for s in specs], budget=budget,
+                    max_new_tokens=config.rollout.max_new_tokens, history_len=config.rollout.history_len,
+                    max_prompt_tokens=config.model.max_prompt_tokens, max_image_pixels=config.model.max_image_pixels)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(policy) / f"planact-eval-{key}.json"
+
+
+def cached_results(policy: Path, specs: Sequence[EpisodeSpec], config, budget: int, play) -> list[dict]:
+    """`play()`'s results for these weights and episodes, kept beside the weights (without screenshots) the first
+    time and read back after."""
+    path = results_file(policy, specs, config, budget)
+    if path.is_file():
+        return json.loads(path.read_text())["results"]
+    results = play()
+    save_json_atomic(path, {"results": without_screenshots(results)})
+    return results
 
 
 def first_decisions(results: Sequence[dict]) -> dict:

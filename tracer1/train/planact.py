@@ -33,7 +33,7 @@ from tqdm import tqdm
 from tracer1.atomic import save_json_atomic
 from tracer1.envs.pool import EnvWorker
 from tracer1.eval.episodes import (
-    episode_report, held_out_episodes, paired_difference, save_trajectories, without_screenshots,
+    cached_results, episode_report, held_out_episodes, paired_difference, save_trajectories, without_screenshots,
 )
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
@@ -67,10 +67,10 @@ def train_planact(config, run_dir: Path) -> int:
     policy = resume / "policy" if resume else planner
     bundle = load_planner(policy, trust_remote_code=config.model.trust_remote_code, load_model=False)  # pads batches
     trained, held = task_families(config)
-    evals = {"trained": held_out_episodes(config.env.name, trained, s3.eval_episodes, config.seed, "trained",
+    evals = {"trained": held_out_episodes(config.env.name, trained, s3.eval_episodes, "trained",
                                           keep_screenshots=EXAMPLE_EPISODES)}
     if held:
-        evals["held_out"] = held_out_episodes(config.env.name, held, s3.eval_episodes, config.seed, "held-out")
+        evals["held_out"] = held_out_episodes(config.env.name, held, s3.eval_episodes, "held-out")
     print(f"tracer1 stage 3: planner {planner}, {config.env.name} env, training on {len(trained)} families, "
           f"{' + '.join(f'{len(v)} {k}' for k, v in evals.items())} held-out episodes")
 
@@ -97,16 +97,23 @@ def train_planact(config, run_dir: Path) -> int:
         sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)
         runner = EpisodeRunner(envs, config, before_retry=sync.resync)
 
-        def evaluate(label: str) -> dict[str, list[dict]]:  # greedy, with the evaluation's step budget
-            out = {}
+        def evaluate(label: str, weights: Path | None = None) -> dict[str, list[dict]]:
+            """Greedy, with the evaluation's step budget; `weights`: the directory holding the rollout workers'
+            weights, whose results are kept there (and read back when they are)."""
+            out, budget = {}, config.env.max_steps
+
+            def play(specs):
+                played, _ = runner.play(specs, rollouts, seed=config.seed, budget=budget, greedy=True)
+                return [p.result for p in played if p is not None]
+
             for name, specs in evals.items():
-                played, _ = runner.play(specs, rollouts, seed=config.seed, budget=config.env.max_steps, greedy=True)
-                out[name] = [p.result for p in played if p is not None]
+                out[name] = (cached_results(weights, specs, config, budget, lambda: play(specs)) if weights
+                             else play(specs))
                 tqdm.write(f"  {label}, {name}: {episode_report(out[name])['overall']['success_rate']:.1%} of "
                            f"{len(out[name])} episodes")
             return out
 
-        before = state["before"] if resume else evaluate("before")
+        before = state["before"] if resume else evaluate("before", weights=policy)
         curve = state.get("curve", [])
         curriculum, replay = Curriculum(trained, config), ReplayBuffer(s3.replay_capacity)
         curriculum.load(state.get("curriculum", {}))
@@ -181,10 +188,10 @@ def train_planact(config, run_dir: Path) -> int:
                                                         "curriculum": curriculum.state(), "planner": str(planner)},
                                  config.checkpoint.keep_last)
 
-        after = evaluate("after")
+        checkpoint = Path(ray.get([r.save.remote(str(run_dir / "checkpoints" / "final")) for r in learners])[0])
+        after = evaluate("after", weights=checkpoint)  # the rollout workers hold the final weights
         log.log({f"eval/{k}_success": episode_report(v)["overall"]["success_rate"] for k, v in after.items()},
                 alg.total_steps)
-        checkpoint = Path(ray.get([r.save.remote(str(run_dir / "checkpoints" / "final")) for r in learners])[0])
         ray.wait([e.close.remote() for e in envs], num_returns=len(envs), timeout=60)  # browsers before actors
 
     report = {"stage": 3, "planner": str(planner), "checkpoint": str(checkpoint), "steps": alg.total_steps,
