@@ -60,6 +60,30 @@ def test_stage_3_in_the_built_in_world(tmp_path, planner, capsys):
 
 
 @pytest.mark.slow
+def test_a_stage_3_run_resumes_from_its_checkpoint_with_the_curriculum_and_the_evaluation_before(tmp_path, planner,
+                                                                                                capsys):
+    out = tmp_path / "runs"
+    args = [*SMALL[:-1], f"logging.out_dir={out}", "run_name=r3", f"checkpoint.init_from={planner}",
+            "algorithm.total_steps=2", "checkpoint.every_steps=1", "stage3.eval_episodes=2",
+            "stage3.held_out_families=[]", "rollout.group_size=2"]
+    args.remove("checkpoint.resume=never")
+    try:
+        assert main(args) == 0
+        run = out / "r3"
+        state = json.loads((run / "checkpoints" / "step-000001" / "trainer_state.json").read_text())
+        assert state["step"] == 1 and sum(map(len, state["curriculum"].values())) == 4  # 2 tasks x 2 episodes
+        first = json.loads((run / "stage3_report.json").read_text())
+        (run / "stage3_report.json").unlink()  # as if it had died before the end
+        assert main(args) == 0
+    finally:
+        ray.shutdown()
+    assert "resuming from" in capsys.readouterr().out
+    again = json.loads((run / "stage3_report.json").read_text())
+    assert again["before"] == first["before"] and again["resumed_from"].endswith("step-000001")
+    assert [c["step"] for c in again["success_curve"]] == [1, 2]
+
+
+@pytest.mark.slow
 def test_stage_3_in_miniwob(tmp_path, planner):
     from tracer1.envs.miniwob import miniwob_available
 

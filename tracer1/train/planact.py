@@ -76,7 +76,9 @@ def train_planact(config, run_dir: Path) -> int:
 
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config, prefix="stage3/") as log:
         cl, sync_mode = config.cluster, select_weight_sync(config)
-        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config, weights_version=0,
+        first = state.get("step", 0) + 1
+        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config,
+                                                                          weights_version=first - 1,
                                                                           weight_sync=sync_mode)
                     for _ in range(config.rollout.num_workers)]
         limit = MINIWOB_TIME_LIMIT_MS if config.env.name == "miniwob" else None
@@ -88,7 +90,6 @@ def train_planact(config, run_dir: Path) -> int:
         learners = learner_ranks(with_weight_sender(LearnerWorker, sync_mode), config, str(policy), config,
                                  reference_dir=str(planner), owned=owned)
         wait_until_placed([*rollouts, *envs, *learners], config)
-        first = state.get("step", 0) + 1
         if resume:
             ray.get([r.load_checkpoint.remote(str(resume), rng) for r, rng in zip(learners, state["learner_rng"])])
             set_rng_state(state["rng"])
