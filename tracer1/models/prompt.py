@@ -36,6 +36,9 @@ __all__ = ["build_prompt", "encode_for_training", "plan_target", "prompt_from_sa
            "system_prompt", "task_only_prompt", "tokenize_target", "user_text"]
 
 CUT_MARK = "[... {n} more lines cut]"
+# Bumped whenever the prompt's wording or order changes: the cached SFT warm start is keyed by it, so a planner
+# trained on one prompt format is never served another.
+PROMPT_FORMAT = 2
 
 
 def _signature(name: str) -> str:
@@ -80,7 +83,10 @@ def user_text(instruction: str, *, a11y: str | None = None, history: Sequence[St
             lines.append(a11y)
         if a11y_cut:
             lines.append(CUT_MARK.format(n=a11y_cut))
-    lines.append(f"Plan the next {horizon} steps." if horizon > 1 else "Plan the next step.")
+    # The task again, last: right before the plan, where a small planner's attention reaches it most easily
+    # (after the screen text it was far back, and plans followed the screen rather than the task).
+    lines.append(f"Plan the next {horizon} steps for the task: {instruction}" if horizon > 1
+                 else f"Plan the next step for the task: {instruction}")
     return "\n".join(lines)
 
 

@@ -105,6 +105,7 @@ def start_planner(config) -> Path:
         from tracer1.train.checkpoints import policy_dir  # noqa: PLC0415
 
         return policy_dir(config.checkpoint.init_from)
+    from tracer1.models.prompt import PROMPT_FORMAT  # noqa: PLC0415
     from tracer1.train.sft import train_sft  # noqa: PLC0415
 
     warm = config.model_copy(update={"stage": "sft"}, deep=True)
@@ -113,6 +114,7 @@ def start_planner(config) -> Path:
     for evaluation in config.sft.EVALUATION_FIELDS:
         del shaping["sft"][evaluation]
     shaping["history_len"] = config.rollout.history_len
+    shaping["prompt_format"] = PROMPT_FORMAT
     key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
     def build(tmp: Path) -> None:  # the HF directory itself, with the SFT run (report, metrics) kept in run/
