@@ -7,6 +7,7 @@ import importlib.metadata as metadata
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -34,3 +35,8 @@ def save_results(path: Path, results: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
+
+
+def mean_std(values: list[float]) -> dict:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_facts, save_results  # bench/common.py (the script's folder)
+from common import mean_std, run_facts, save_results  # bench/common.py (the script's folder)
 
 OUT = Path(__file__).parent / "results" / "stage3_step.json"
 WARMUP_STEPS = 1
@@ -49,10 +49,6 @@ def step_rows(run: Path) -> list[dict]:
         if "stage3/time/step" in row:
             rows[row["step"]] = {k.removeprefix("stage3/"): v for k, v in row.items() if k.startswith("stage3/")}
     return [rows[s] for s in sorted(rows)]
-
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_facts, save_results  # bench/common.py (the script's folder)
+from common import mean_std, run_facts, save_results  # bench/common.py (the script's folder)
 
 from tracer1.train.rl import PARTS
 
@@ -70,10 +70,6 @@ def step_rows(run: Path, stage: int) -> list[dict]:
         if f"{prefix}time/step" in row:
             rows[row["step"]] = {k.removeprefix(prefix): v for k, v in row.items() if k.startswith(prefix)}
     return [rows[s] for s in sorted(rows)]
-
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def summarise(rows: list[dict]) -> dict:

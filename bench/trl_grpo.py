@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_facts, save_results  # bench/common.py (the script's folder)
+from common import mean_std, run_facts, save_results  # bench/common.py (the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "trl_grpo.json"
@@ -181,10 +181,6 @@ def run_trl(job: dict, out_dir: Path) -> dict:
 
 
 # --- the driver -------------------------------------------------------------------------------------------------
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
 
 def kept(side: dict) -> dict:
     steps = side["step_s"][WARMUP_STEPS:]

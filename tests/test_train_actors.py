@@ -8,9 +8,6 @@ test kills the process mid-call rather than before or after it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 import ray
 import torch
 from ray.util.placement_group import PlacementGroup, remove_placement_group
+from ray_faults import flagged, kill_when_started
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
 from tracer1.config import Resources, RunConfig
@@ -40,32 +38,6 @@ def local_ray():
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def flagged(cls, method: str, flag: Path):
-    """`cls` whose `method` touches `flag` as it starts."""
-
-    def call(self, *args, **kwargs):
-        flag.touch()
-        return getattr(cls, method)(self, *args, **kwargs)
-
-    return type(cls.__name__, (cls,), {method: call})
-
-
-def kill_when_started(actor, flag: Path) -> threading.Thread:
-    """SIGKILL the actor's process as soon as its call has started (the flag appears)."""
-    pid = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
-    flag.unlink(missing_ok=True)
-
-    def kill():
-        deadline = time.monotonic() + 60
-        while not flag.exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(pid, signal.SIGKILL)
-
-    thread = threading.Thread(target=kill, daemon=True)
-    thread.start()
-    return thread
 
 
 def perturbed(model_dir) -> dict:

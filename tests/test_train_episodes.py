@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import ray
+from ray_faults import flagged, kill_when_started
 
 from tracer1.config import load_config
 from tracer1.engines.base import Completion
@@ -85,38 +85,12 @@ def test_episodes_fill_free_slots_and_decisions_are_planned_in_one_call_per_roun
     assert 0 < stats.env_utilisation <= 1
 
 
-class Flagged(EnvWorker):
-    """Touches its flag file when an `act` call starts, so the test can kill the process mid-call."""
-
-    flag = ""
-
-    def act(self, plans):
-        Path(self.flag).touch()
-        return super().act(plans)
-
-
-def kill_when_acting(actor, flag: Path) -> threading.Thread:
-    pid = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
-    flag.unlink(missing_ok=True)
-
-    def kill():
-        deadline = time.monotonic() + 60
-        while not flag.exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(pid, signal.SIGKILL)
-
-    thread = threading.Thread(target=kill, daemon=True)
-    thread.start()
-    return thread
-
-
 @pytest.mark.parametrize("policy", ["replay", "drop"])
 def test_a_killed_env_actor_loses_its_episodes_which_are_replayed_or_dropped_and_counted(local_ray, tmp_path,
                                                                                           policy):
     flag = tmp_path / "acting"
-    config, envs, planner = setup(f"stage3.lost_episodes={policy}",
-                                  worker_cls=type("Flagged", (Flagged,), {"flag": str(flag)}))
-    killer = kill_when_acting(envs[0], flag)
+    config, envs, planner = setup(f"stage3.lost_episodes={policy}", worker_cls=flagged(EnvWorker, "act", flag))
+    killer = kill_when_started(envs[0], flag)
     played, stats = EpisodeRunner(envs, config).play(specs(4), [planner], seed=0, budget=3)
     killer.join()
     assert stats.lost == 3  # the three episodes running on it when it died

@@ -9,9 +9,9 @@ Each `Update` carries the slot's next planning sample, or, when the episode ende
 `tracer1.envs.episode.PlanActEpisode.result`, plus the per-decision `alignment`). The driver-side scheduler
 (`tracer1.train.episodes`) decides which episode runs where and what to do when an actor dies or hangs.
 
-Failures inside the actor stay with their episode: an env whose reset raises is built again and reset again (`RESET_TRIES`
-times in all, then the episode is reported lost); a step that raises (a MiniWoB browser that died more often than
-its own restarts allow) ends that episode as lost and rebuilds the env, and the other slots go on. The built-in
+Failures inside the actor stay with their episode: an env whose reset raises is built again and reset again
+(`RESET_TRIES` times in all, then the episode is reported lost); a step that raises (a MiniWoB browser that died
+more often than its own restarts allow) ends that episode as lost and rebuilds the env, and the other slots go on. The built-in
 world's envs are cheap, so an actor holds many; MiniWoB++'s each hold a browser (which restarts and replays itself
 after a crash, `MiniWoBEnv`).
 

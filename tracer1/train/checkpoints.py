@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracer1.atomic import save_json_atomic
@@ -90,3 +91,29 @@ def write_checkpoint(run_dir: Path, step: int, write_parts: Callable[[Path], dic
     for old in complete_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+@dataclass
+class Start:
+    """Where an RL stage starts: the stage's starting policy (also its KL reference), the checkpoint being resumed
+    (None for a fresh run) with its state, and the weights the actors load (the checkpoint's, else the planner)."""
+
+    planner: Path
+    resume: Path | None
+    state: dict
+    policy: Path
+
+
+def stage_start(config, run_dir: Path, finished: Path) -> Start | None:
+    """The run's starting point, after seeding; None when `finished` (its final report) says it has ended and
+    `checkpoint.resume` is auto (nothing to do)."""
+    from tracer1.seeding import seed_everything  # noqa: PLC0415
+    from tracer1.train.assets import start_planner  # noqa: PLC0415 — it trains the SFT warm start when missing
+
+    if config.checkpoint.resume == "auto" and finished.is_file():
+        print(f"tracer1: {run_dir} has finished (report: {finished}); checkpoint.resume=never starts it afresh")
+        return None
+    seed_everything(config.seed)
+    planner = start_planner(config)
+    resume = resume_point(config.checkpoint.resume, run_dir)
+    return Start(planner, resume, read_state(resume) if resume else {}, resume / "policy" if resume else planner)

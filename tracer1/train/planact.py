@@ -40,11 +40,10 @@ from tracer1.metrics import MetricsLogger
 from tracer1.models.loading import load_planner
 from tracer1.report.text import planact_summary
 from tracer1.rollout import RolloutWorker
-from tracer1.seeding import rng_state, seed_everything, set_rng_state
+from tracer1.seeding import rng_state, set_rng_state
 from tracer1.train.actors import call_actors, learner_ranks, make_actor, ray_session, wait_until_placed
-from tracer1.train.assets import start_planner
 from tracer1.train.batch import episode_batches
-from tracer1.train.checkpoints import read_state, resume_point, write_checkpoint
+from tracer1.train.checkpoints import stage_start, write_checkpoint
 from tracer1.train.curriculum import Curriculum, ReplayBuffer, episode_return, group_specs, task_families
 from tracer1.train.data_source import rollout_seed
 from tracer1.train.episodes import EpisodeRunner
@@ -56,15 +55,10 @@ EXAMPLE_EPISODES = 3             # held-out episodes whose screenshots are kept 
 
 def train_planact(config, run_dir: Path) -> int:
     started, finished = time.time(), run_dir / "stage3_report.json"
-    if config.checkpoint.resume == "auto" and finished.is_file():
-        print(f"tracer1: {run_dir} has finished (report: {finished}); checkpoint.resume=never starts it afresh")
+    if (start := stage_start(config, run_dir, finished)) is None:
         return 0
-    seed_everything(config.seed)
+    planner, resume, state, policy = start.planner, start.resume, start.state, start.policy
     s3, alg, G = config.stage3, config.algorithm, config.rollout.group_size
-    planner = start_planner(config)  # the stage's starting policy, and the KL reference throughout
-    resume = resume_point(config.checkpoint.resume, run_dir)
-    state = read_state(resume) if resume else {}
-    policy = resume / "policy" if resume else planner
     bundle = load_planner(policy, trust_remote_code=config.model.trust_remote_code, load_model=False)  # pads batches
     trained, held = task_families(config)
     evals = {"trained": held_out_episodes(config.env.name, trained, s3.eval_episodes, "trained",
@@ -169,10 +163,12 @@ def train_planact(config, run_dir: Path) -> int:
                          "time/plan": ep.plan_s, "time/env": ep.env_s, "time/episodes": t_play,
                          "busy/execute": ep.execute_s, "busy/env_step": ep.step_s,
                          "time/learner": t_learn, "time/sync": t_sync, "time/step": t_play + t_learn + t_sync}, step)
-                for i, (_, g) in enumerate(groups[:config.logging.log_samples]):
-                    p = g[0]
-                    log.log_text(f"episode{i}", f"{p.result['instruction']} → {'success' if p.success else p.result['end']}"
-                                 + "".join(f"\n{r['plan']}" for r in p.result["trajectory"][:3]), step)
+                for i, (_, g) in enumerate(groups[:config.logging.log_samples]):  # one episode of each group
+                    r = g[0].result
+                    log.log_text(f"episode{i}", f"{r['instruction']} → {r['end']}, {r['steps']} decisions"
+                                 + "".join(f"\n{row['plan']}" for row in r["trajectory"][:3]), step)
+            for why in ep.lost_reasons[:3]:  # named, not only counted
+                tqdm.write(f"episode lost: {why}")
             bar.set_postfix(success=f"{success:.0%}", signal=f"{with_signal}/{len(groups)}", replays=replayed,
                             refresh=False)
 
@@ -185,7 +181,8 @@ def train_planact(config, run_dir: Path) -> int:
                 def parts(tmp: Path) -> dict:
                     return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp)) for r in learners])}
 
-                write_checkpoint(run_dir, step, parts, {"before": {k: without_screenshots(v) for k, v in before.items()}, "rng": rng_state(), "curve": curve,
+                kept = {k: without_screenshots(v) for k, v in before.items()}
+                write_checkpoint(run_dir, step, parts, {"before": kept, "rng": rng_state(), "curve": curve,
                                                         "curriculum": curriculum.state(), "planner": str(planner)},
                                  config.checkpoint.keep_last)
 

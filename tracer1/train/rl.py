@@ -39,11 +39,11 @@ from tracer1.models.prompt import prompts_for_run
 from tracer1.report.text import summary_table
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
-from tracer1.seeding import rng_state, seed_everything, set_rng_state
+from tracer1.seeding import rng_state, set_rng_state
 from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor, ray_session, wait_until_placed
-from tracer1.train.assets import load_split, start_planner
+from tracer1.train.assets import load_split
 from tracer1.train.batch import training_batches
-from tracer1.train.checkpoints import read_state, resume_point, write_checkpoint
+from tracer1.train.checkpoints import stage_start, write_checkpoint
 from tracer1.train.data_source import training_data
 from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
@@ -52,15 +52,10 @@ PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts o
 
 def train_rl(config, run_dir: Path) -> int:
     started, finished = time.time(), run_dir / f"stage{config.stage}_report.json"
-    if config.checkpoint.resume == "auto" and finished.is_file():  # resuming a run that had ended: nothing to do
-        print(f"tracer1: {run_dir} has finished (report: {finished}); checkpoint.resume=never starts it afresh")
+    if (start := stage_start(config, run_dir, finished)) is None:
         return 0
-    seed_everything(config.seed)
+    planner, resume, state, policy = start.planner, start.resume, start.state, start.policy
     stage, alg, retries = config.stage, config.algorithm, config.cluster.max_task_retries
-    planner = start_planner(config)  # the stage's starting policy, and the KL reference throughout
-    resume = resume_point(config.checkpoint.resume, run_dir)
-    state = read_state(resume) if resume else {}
-    policy = resume / "policy" if resume else planner
     data = training_data(config, state)  # the driver's split, or Parquet shards each rollout worker streams
     evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
     print(f"tracer1 stage {stage}: planner {planner}, {data.describe()}, {len(evals)} held-out")
