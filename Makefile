@@ -81,10 +81,14 @@ $(BENCH_STAMP): $(STAMP) Makefile
 	  assert torch.__file__.startswith('$(abspath $(VENV))/'), torch.__file__"
 	touch $(BENCH_STAMP)
 
-# The main job on the embedded default: SFT warm start (cached) → stage 1 → stage 2, evaluated before and after
-# each (tracer1/pipeline.py). `make study` is the same over three seeds, with the spread of the gains.
+# The main job on the embedded default: SFT warm start (cached) → stage 1 → stage 2 → stage 3, evaluated before
+# and after each (tracer1/pipeline.py). `make run` is sized to ~25 minutes on 2 cores from a fresh clone: shorter
+# stages 1-2, and a short stage 3 (smaller groups, 50 + 50 held-out episodes). `make study` runs the full recipe
+# (the config's defaults: 200 + 200 held-out episodes) over three seeds, with the spread of the gains.
+RUN_ARGS ?= stage1.algorithm.total_steps=15 stage2.algorithm.total_steps=15 stage3.algorithm.total_steps=8 \
+            stage3.rollout.group_size=4 stage3.eval_episodes=50
 run: $(STAMP)
-	$(PY) -m tracer1.pipeline seeds=0 $(ARGS)
+	$(PY) -m tracer1.pipeline seeds=0 $(RUN_ARGS) $(ARGS)
 
 study: $(STAMP)
 	$(PY) -m tracer1.pipeline seeds=0,1,2 name=study $(ARGS)

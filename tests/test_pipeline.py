@@ -37,7 +37,7 @@ def fake_stages(out_dir, numbers, calls):
             body = {"before": planact(before), "after": planact(after),
                     "paired_gain": {"trained": {"mean": gain, "ci95": [gain - 0.05, gain + 0.05]}}}
         else:
-            body = {"before": before, "after": after}
+            body = {"before": before, "after": after, "planner": str(out_dir / "sft")}
         (run / f"stage{stage}_report.json").write_text(json.dumps(body))
         return 0
 
@@ -100,6 +100,8 @@ def test_stage_3_starts_from_stage_2_and_its_claim_is_the_paired_gain_on_every_s
                                   "stage3.algorithm.total_steps=4", "stage3.tasks_per_step=2"]) == 0
     assert calls[2][:3] == ["stage=3", "run_name=t-seed0-stage3", f"checkpoint.init_from={tmp_path / 't-seed0-stage2'}"]
     assert "algorithm.total_steps=4" in calls[2] and "stage3.tasks_per_step=2" in calls[2]
+    # the SFT warm start and stage 1's policy are played on stage 3's episodes too: success per stage
+    assert f"stage3.compare_with=[{tmp_path / 'sft'},{tmp_path / 't-seed0-stage1'}]" in calls[2]
     assert not any("total_steps=4" in a for call in calls[:2] for a in call)
     claim = json.loads((tmp_path / "t" / "pipeline_report.json").read_text())["claims"]["stage3_planact_gain"]
     assert claim["gain"]["values"] == pytest.approx([0.2, 0.02])

@@ -6,6 +6,7 @@ the issue names (success, groups with signal, replays, lost episodes, env utilis
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,12 @@ def planner(tmp_path_factory):
 
 @pytest.mark.slow
 def test_stage_3_in_the_built_in_world(tmp_path, planner, capsys):
-    out = tmp_path / "runs"
+    out, twin = tmp_path / "runs", tmp_path / "twin"
+    shutil.copytree(planner, twin)  # the same weights elsewhere: no shared cache of results
     try:
         assert main([*SMALL, f"logging.out_dir={out}", "run_name=s3", f"checkpoint.init_from={planner}",
-                     "algorithm.total_steps=2", "stage3.eval_episodes=4", "stage3.align_weight=0.2"]) == 0
+                     "algorithm.total_steps=2", "stage3.eval_episodes=4", "stage3.align_weight=0.2",
+                     f"stage3.compare_with=[{twin}]"]) == 0
     finally:
         ray.shutdown()
     run = out / "s3"
@@ -44,6 +47,9 @@ def test_stage_3_in_the_built_in_world(tmp_path, planner, capsys):
         assert report["before"][name]["overall"]["episodes"] == report["after"][name]["overall"]["episodes"] == 4
         assert report["paired_gain"][name]["episodes"] == 4
     assert [c["step"] for c in report["success_curve"]] == [1, 2]
+    # another policy played on the same episodes first (then the start policy's weights were loaded back): with
+    # the same weights it does exactly what the starting policy does
+    assert report["compared"][str(twin)] == report["before"]["trained"]
     episodes = json.loads((run / "stage3_episodes.json").read_text())
     assert [e["episode"] for e in episodes["before"]["trained"]] == [e["episode"] for e in episodes["after"]["trained"]]
     steps = [m for m in metrics_of(run) if "stage3/success_rate" in m]

@@ -295,6 +295,10 @@ class Stage3Config(Section):
     eval_episodes: int = Field(
         200, ge=1, description="held-out evaluation episodes (greedy) on training families' unseen seeds, and "
                                "as many on the held-out families; the same episodes before and after")
+    compare_with: list[str] = Field(
+        default_factory=list, description="other policies (run, checkpoint or HF directories) played on the "
+                                          "trained families' held-out episodes at the start, for plan-act success "
+                                          "per stage (the pipeline passes the SFT warm start and stage 1's)")
 
     @model_validator(mode="after")
     def _shaping_never_beats_success(self) -> Stage3Config:

@@ -80,6 +80,9 @@ def run_pipeline(args: Sequence[str]) -> int:
         runs = {stage: f"{name}-seed{seed}-stage{stage}" for stage in range(1, last + 1)}
         for stage, run in runs.items():
             start = [f"checkpoint.init_from={out_dir / runs[stage - 1]}"] if stage > 1 else []
+            if stage == 3:  # plan-act success per stage: the SFT warm start and stage 1's, on stage 3's episodes
+                sft = json.loads((out_dir / runs[1] / "stage1_report.json").read_text())["planner"]
+                start.append(f"stage3.compare_with=[{sft},{out_dir / runs[1]}]")
             if run_stage([f"stage={stage}", f"run_name={run}", *start, f"seed={seed}", *both, *only[stage]]) != 0:
                 return 1
         reports = {stage: json.loads((out_dir / run / f"stage{stage}_report.json").read_text())
@@ -88,7 +91,7 @@ def run_pipeline(args: Sequence[str]) -> int:
                "sft": reports[1]["before"], "stage1": reports[1]["after"], "stage2_before": reports[2]["before"],
                "stage2": reports[2]["after"]}
         if 3 in reports:
-            row["planact"] = {k: reports[3][k] for k in ("before", "after", "paired_gain")}
+            row["planact"] = {k: reports[3].get(k, {}) for k in ("before", "after", "paired_gain", "compared")}
         rows.append(row)
     report = {"name": name, "seeds": seeds, "minutes": round((time.time() - started) / 60, 1),
               "overrides": {"every": both, **{f"stage{s}": v for s, v in only.items()}}, "per_seed": rows,

@@ -212,3 +212,14 @@ def _bundle(model, tokenizer, processor, is_vision: bool, path: str, *, config=N
         eos_token_ids=eos_ids, banned_token_ids=tuple(sorted(banned)), pad_token_id=pad,
         image_token_id=getattr(config, "image_token_id", None) if is_vision else None,
         video_token_id=getattr(config, "video_token_id", None) if is_vision else None)
+
+
+def load_weights(model_dir: str | Path) -> dict:
+    """The tensors of every `model*.safetensors` file of an HF directory, by their checkpoint names (what
+    `update_weights` of an engine takes). Safetensors only: nothing that can run code is read."""
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    files = sorted(Path(model_dir).glob("model*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{model_dir}: no model*.safetensors")
+    return {name: tensor for path in files for name, tensor in load_file(path).items()}

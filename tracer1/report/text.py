@@ -42,8 +42,9 @@ def pipeline_text(report: dict) -> str:
     stages = "SFT → stage 1 → stage 2" + (" → stage 3" if planact else "")
     lines = [f"== {report['name']}: {stages} over seeds {seeds} ({report['minutes']} min)", "",
              "| seed | SFT reward | stage-1 reward | stage-1 grounded | stage-2 grounded |"
-             + (" plan-act success, stage 2 | stage 3 | paired gain (95% CI) |" if planact else ""),
-             "|---|---|---|---|---|" + ("---|---|---|" if planact else "")]
+             + (" plan-act success: SFT | stage 1 | stage 2 | stage 3 | paired gain 3 − 2 (95% CI) |" if planact
+                else ""),
+             "|---|---|---|---|---|" + ("---|---|---|---|---|" if planact else "")]
     for r in rows:
         grounded = (_pct(r[k]["first_step_grounded"]) for k in ("stage2_before", "stage2"))
         line = (f"| {r['seed']} | {r['sft']['reward']:+.3f} | {r['stage1']['reward']:+.3f} | "
@@ -51,8 +52,10 @@ def pipeline_text(report: dict) -> str:
         if planact:
             p, gain = r["planact"], r["planact"]["paired_gain"]["trained"]
             ci = f"[{gain['ci95'][0]:+.1%}, {gain['ci95'][1]:+.1%}]" if gain["ci95"] else ""
-            line += (f" {_rate(p['before']['trained']['overall'])} | {_rate(p['after']['trained']['overall'])} | "
-                     f"{_signed(gain['mean'])} {ci} |")
+            earlier = [_rate(v["overall"]) for v in (p.get("compared") or {}).values()][:2]
+            earlier += ["n/a"] * (2 - len(earlier))
+            line += (f" {' | '.join(earlier)} | {_rate(p['before']['trained']['overall'])} | "
+                     f"{_rate(p['after']['trained']['overall'])} | {_signed(gain['mean'])} {ci} |")
         lines.append(line)
     lines.append("")
     if planact:
@@ -86,6 +89,9 @@ def planact_summary(report: dict, paths: dict[str, Path]) -> str:
                      f"{_rate(after['overall']):>20}{(_signed(gain['mean']) + ' ' + ci):>28}")
         first = (before["first_decision"], after["first_decision"])
         lines.append(f"  {'  first decision right':<26}{_rate(first[0], 'rate'):>20}{_rate(first[1], 'rate'):>20}")
+    if report.get("compared"):  # plan-act success of the earlier stages' policies, on the same episodes
+        lines.append("  trained families, earlier policies: " + ", ".join(
+            f"{Path(k).name or k} {_rate(v['overall'])}" for k, v in report["compared"].items()))
     trained = report["after"]["trained"]["by_family"]
     best = sorted(trained.items(), key=lambda kv: -(kv[1]["success_rate"] or 0))
     lines.append("  after, by family: " + ", ".join(f"{k} {v['success_rate']:.0%}" for k, v in best[:8])

@@ -37,13 +37,13 @@ from tracer1.eval.episodes import (
 )
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
-from tracer1.models.loading import load_planner
+from tracer1.models.loading import load_planner, load_weights
 from tracer1.report.text import planact_summary
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, set_rng_state
 from tracer1.train.actors import call_actors, learner_ranks, make_actor, ray_session, wait_until_placed
 from tracer1.train.batch import episode_batches
-from tracer1.train.checkpoints import stage_start, write_checkpoint
+from tracer1.train.checkpoints import policy_dir, stage_start, write_checkpoint
 from tracer1.train.curriculum import Curriculum, ReplayBuffer, episode_return, group_specs, task_families
 from tracer1.train.data_source import rollout_seed
 from tracer1.train.episodes import EpisodeRunner
@@ -92,7 +92,7 @@ def train_planact(config, run_dir: Path) -> int:
         sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)
         runner = EpisodeRunner(envs, config, before_retry=sync.resync)
 
-        def evaluate(label: str, weights: Path | None = None) -> dict[str, list[dict]]:
+        def evaluate(label: str, weights: Path | None = None, sets=tuple(evals)) -> dict[str, list[dict]]:
             """Greedy, with the evaluation's step budget; `weights`: the directory holding the rollout workers'
             weights, whose results are kept there (and read back when they are)."""
             out, budget = {}, config.env.max_steps
@@ -101,13 +101,25 @@ def train_planact(config, run_dir: Path) -> int:
                 played, _ = runner.play(specs, rollouts, seed=config.seed, budget=budget, greedy=True)
                 return [p.result for p in played if p is not None]
 
-            for name, specs in evals.items():
+            for name in sets:
+                specs = evals[name]
                 out[name] = (cached_results(weights, specs, config, budget, lambda: play(specs)) if weights
                              else play(specs))
                 tqdm.write(f"  {label}, {name}: {episode_report(out[name])['overall']['success_rate']:.1%} of "
                            f"{len(out[name])} episodes")
             return out
 
+        def load(weights: Path) -> None:  # another policy's weights into every rollout worker
+            state_ref = ray.put(load_weights(weights))
+            ray.get([r.update_weights.remote(state_ref, version=first - 1) for r in rollouts])
+
+        compared = state.get("compared", {})
+        for other in s3.compare_with if not resume else ():  # per-stage plan-act success, on the same episodes
+            where = policy_dir(other)
+            load(where)
+            compared[other] = without_screenshots(evaluate(other, weights=where, sets=("trained",))["trained"])
+        if compared and not resume:
+            load(policy)
         before = state["before"] if resume else evaluate("before", weights=policy)
         curve = state.get("curve", [])
         curriculum, replay = Curriculum(trained, config), ReplayBuffer(s3.replay_capacity)
@@ -182,7 +194,8 @@ def train_planact(config, run_dir: Path) -> int:
                     return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp)) for r in learners])}
 
                 kept = {k: without_screenshots(v) for k, v in before.items()}
-                write_checkpoint(run_dir, step, parts, {"before": kept, "rng": rng_state(), "curve": curve,
+                write_checkpoint(run_dir, step, parts, {"before": kept, "compared": compared, "rng": rng_state(),
+                                                        "curve": curve,
                                                         "curriculum": curriculum.state(), "planner": str(planner)},
                                  config.checkpoint.keep_last)
 
@@ -197,7 +210,8 @@ def train_planact(config, run_dir: Path) -> int:
               "trained_families": trained, "held_out_families": held, "success_curve": curve,
               "before": {k: episode_report(v) for k, v in before.items()},
               "after": {k: episode_report(v) for k, v in after.items()},
-              "paired_gain": {k: paired_difference(before[k], after[k]) for k in after}}
+              "paired_gain": {k: paired_difference(before[k], after[k]) for k in after},
+              "compared": {k: episode_report(v) for k, v in compared.items()}}
     save_trajectories(run_dir, after["trained"])  # example episodes on their screenshots, for report.html
     save_json_atomic(run_dir / "stage3_episodes.json", {k: {name: without_screenshots(v) for name, v in r.items()}
                                                         for k, r in (("before", before), ("after", after))})
