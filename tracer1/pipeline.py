@@ -82,7 +82,7 @@ def run_pipeline(args: Sequence[str]) -> int:
             start = [f"checkpoint.init_from={out_dir / runs[stage - 1]}"] if stage > 1 else []
             if stage == 3:  # plan-act success per stage: the SFT warm start and stage 1's, on stage 3's episodes
                 sft = json.loads((out_dir / runs[1] / "stage1_report.json").read_text())["planner"]
-                start.append(f"stage3.compare_with=[{sft},{out_dir / runs[1]}]")
+                start.append(f"stage3.compare_with={json.dumps([sft, str(out_dir / runs[1])])}")  # YAML-safe
             if run_stage([f"stage={stage}", f"run_name={run}", *start, f"seed={seed}", *both, *only[stage]]) != 0:
                 return 1
         reports = {stage: json.loads((out_dir / run / f"stage{stage}_report.json").read_text())
