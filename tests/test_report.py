@@ -387,3 +387,16 @@ def test_the_report_opens_in_headless_chromium_with_curves_and_a_trajectory(tmp_
     assert count((31, 119, 180)) > 200   # matplotlib's first colour: the reward curve and its markers
     assert count(RIGHT) > 500 and count(WRONG) > 500   # the two steps' frames and verdict bars
     assert count(TARGET) > 100            # the target boxes
+
+
+def test_plan_act_success_per_stage_comes_from_stage_3s_compared_start_and_end_policies():
+    from tracer1.report.build import planact_by_stage
+
+    def rates(rate):
+        return {"overall": {"success_rate": rate, "ci95": [rate - 0.05, rate + 0.05]}}
+
+    row = {"planact": {"compared": {"runs/.cache/sft-x": rates(0.16), "runs/s1": rates(0.145)},
+                       "before": {"trained": rates(0.10)}, "after": {"trained": rates(0.145)}}}
+    assert planact_by_stage(row) == {"SFT": (0.16, [0.11, 0.21]), "stage 1": (0.145, [0.095, 0.195]),
+                                     "stage 2": (0.10, [0.05, 0.15]), "stage 3": (0.145, [0.095, 0.195])}
+    assert planact_by_stage({"sft": {}}) == {}  # a pipeline that stopped after stage 2

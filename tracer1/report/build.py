@@ -303,13 +303,31 @@ def pipeline_sections(run_dir: Path, report: dict, notes: list[str]) -> list[str
                 write_report(sub)
             link = os.path.relpath(sub / REPORT_FILE, run_dir)
             pictures = [p for p in sorted((sub / ASSETS_DIR).glob("curve_*.png"))
-                        if p.stem in ("curve_reward", "curve_heldout_accuracy")]
+                        if p.stem in ("curve_reward", "curve_heldout_accuracy", "curve_episode_success")]
             pictures += sorted((sub / ASSETS_DIR).glob("trajectory*_step1.png"))[:1]
             images = "".join(f"<figure>{h.image(p.read_bytes(), p.stem)}</figure>" for p in pictures)
             body.append(f'<h3>{h.esc(stage)}: <a href="{h.esc(link)}">{h.esc(sub.name)}/{REPORT_FILE}</a></h3>'
                         f'<div class="charts">{images}</div>')
+        if stages := planact_by_stage(row):
+            from tracer1.report.plots import interval_chart  # noqa: PLC0415
+
+            chart = interval_chart(f"planact_seed{row.get('seed')}", "Plan-act success on held-out episodes "
+                                   "(trained families)", stages)
+            body.insert(0, f'<div class="charts"><figure>{h.image(chart.png, chart.name)}</figure></div>')
         out.append(h.section(f"Seed {row.get('seed')}", "".join(body)))
     return out
+
+
+def planact_by_stage(row: dict) -> dict[str, tuple]:
+    """Plan-act success with its interval per stage's policy, on stage 3's episodes: the earlier policies it
+    compared (SFT warm start, stage 1), stage 2 (its start) and stage 3."""
+    planact = row.get("planact")
+    if not planact:
+        return {}
+    compared = list((planact.get("compared") or {}).values())
+    named = dict(zip(("SFT", "stage 1"), compared))
+    named["stage 2"], named["stage 3"] = planact["before"]["trained"], planact["after"]["trained"]
+    return {k: (v["overall"]["success_rate"], v["overall"]["ci95"]) for k, v in named.items()}
 
 
 # --- the page -----------------------------------------------------------------------------------------------
