@@ -82,11 +82,12 @@ $(BENCH_STAMP): $(STAMP) Makefile
 	touch $(BENCH_STAMP)
 
 # The main job on the embedded default: SFT warm start (cached) → stage 1 → stage 2 → stage 3, evaluated before
-# and after each (tracer1/pipeline.py). `make run` is sized to ~25 minutes on 2 cores from a fresh clone: shorter
-# stages 1-2, and a short stage 3 (smaller groups, 50 + 50 held-out episodes). `make study` runs the full recipe
-# (the config's defaults: 200 + 200 held-out episodes) over three seeds, with the spread of the gains.
-RUN_ARGS ?= stage1.algorithm.total_steps=15 stage2.algorithm.total_steps=15 stage3.algorithm.total_steps=8 \
-            stage3.rollout.group_size=4 stage3.eval_episodes=50
+# and after each (tracer1/pipeline.py). `make run` is sized to ~25 minutes on 2 cores from a fresh clone (the SFT
+# warm start alone takes ~14): shorter stages 1-2 and a short stage 3 (groups of 4, 40 + 40 held-out episodes: a
+# demonstration, not a measurement). `make study` runs the full recipe (the config's defaults, 200 + 200 held-out
+# episodes) over three seeds, with the spread of the gains.
+RUN_ARGS ?= stage1.algorithm.total_steps=10 stage2.algorithm.total_steps=10 stage3.algorithm.total_steps=8 \
+            stage3.rollout.group_size=4 stage3.eval_episodes=40
 run: $(STAMP)
 	$(PY) -m tracer1.pipeline seeds=0 $(RUN_ARGS) $(ARGS)
 
