@@ -153,3 +153,12 @@ def test_a_jobs_api_address_is_explained_instead_of_dialled(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")  # what `ray job submit` users often export
     p = plan("gpu_qwen3vl8b_1x8.yaml")
     assert not p.fits and "is the Jobs API's address; run the plan as a job" in p.problems[0]
+
+
+def test_stage_3_places_environment_actors_instead_of_reward_actors():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "stage=3", "executor.kind=a11y", "stage3.env_actors=3",
+             "stage3.envs_per_actor=32")
+    roles = [x.demand.role for x in p.placed]
+    assert roles.count("env") == 3 and "reward" not in roles and "executor" not in roles
+    assert all(x.devices == () for x in p.placed if x.demand.role == "env")  # CPU-only: envs and the a11y executor
+    assert "env 0-2 (1 CPU each)" in p.render() and p.fits

@@ -6,7 +6,8 @@
 The actors are the RL loop's (`tracer1.train.rl`): `learner.num_ranks` learner ranks in one placement group
 (`cluster.placement_strategy`), `rollout.num_workers` rollout engines (a vLLM engine with tensor parallelism
 holds `rollout.tensor_parallel_size` GPUs of one node: its TP workers are processes of that actor),
-`executor.num_actors` executors (stage 2 only) and `reward.num_actors` CPU-only reward actors. The driver is
+`executor.num_actors` executors (stage 2 only), `reward.num_actors` CPU-only reward actors (stages 1-2) and
+`stage3.env_actors` CPU-only environment actors (stage 3). The driver is
 not a Ray actor: it runs where `ray job submit` starts it (the head node) and holds an evaluation engine on CPU.
 
 The simulation places roles in the order the loop creates them and the way Ray's scheduler does for these
@@ -85,7 +86,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Demand:
-    role: str            # learner, rollout, executor, reward
+    role: str            # learner, rollout, executor, reward, env
     index: int
     cpus: float
     gpus: float
@@ -209,10 +210,14 @@ def demands(config) -> tuple[list[Demand], list[str]]:
         what = f"{e.kind}: {Path(e.model_path).name}" if e.kind == "vlm" and e.model_path else e.kind
         out += [Demand("executor", i, c.executor.cpus, c.executor.gpus, executor_gb, what)
                 for i in range(e.num_actors)]
-    out += [Demand("reward", i, c.reward.cpus, c.reward.gpus) for i in range(config.reward.num_actors)]
+    if config.stage == 3:  # environment actors (envs and the executor); returns are computed by the driver
+        out += [Demand("env", i, c.env.cpus, c.env.gpus, None, f"{config.stage3.envs_per_actor} {config.env.name} envs")
+                for i in range(config.stage3.env_actors)]
+    else:
+        out += [Demand("reward", i, c.reward.cpus, c.reward.gpus) for i in range(config.reward.num_actors)]
 
     for role, res in (("learner", c.learner), ("rollout", c.rollout), ("executor", c.executor),
-                      ("reward", c.reward)):
+                      ("reward", c.reward), ("env", c.env)):
         if res.gpus > 1 and res.gpus != int(res.gpus):
             problems.append(f"cluster.{role}.gpus = {res.gpus:g}: Ray gives an actor a fraction of one GPU or a "
                             "whole number of GPUs, not both")
