@@ -105,7 +105,7 @@ class PlanActLoop:
         return self._envs[slot]
 
     def run(self, specs: Sequence[EpisodeSpec], horizon: int | None = None) -> list[dict]:
-        """One result dict per episode (`_Episode.result`), in the order of `specs`."""
+        """One result dict per episode (`PlanActEpisode.result`), in the order of `specs`."""
         horizon = horizon or self.config.horizon
         out: list[dict] = []
         size = self.config.lockstep
