@@ -33,7 +33,7 @@ BENCH_PY     := $(BENCH_VENV)/bin/python
 TRL_SPEC     ?= trl==1.16.0
 BENCH_STAMP  := $(BENCH_VENV)/.installed
 
-.PHONY: install install-rllib vllm-venv bench-venv system-deps run study test test-local bench clean
+.PHONY: install install-rllib vllm-venv bench-venv system-deps run study test test-local bench gpu-smoke clean
 
 install: $(STAMP)
 
@@ -123,6 +123,11 @@ bench: $(STAMP) $(VLLM_STAMP) $(BENCH_STAMP)
 	$(PY) bench/rollout_overhead.py
 	$(PY) bench/rollout_scaling.py
 	TRACER1_VLLM_PYTHON=$(VLLM_PY) $(PY) bench/weight_sync.py
+
+# The GPU path's smoke test (scripts/gpu_smoke.py), one line per check: on a GPU machine, in an environment with the
+# `gpu` extra (PYTHON=...); without a GPU, the same checks with CPU stand-ins (CI runs that part in `make test`).
+gpu-smoke:
+	bash scripts/gpu_smoke.sh
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) $(BENCH_VENV) runs bench/results .pytest_cache .hypothesis
