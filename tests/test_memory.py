@@ -73,7 +73,7 @@ def test_every_shipped_gpu_config_fits_with_headroom(path):
 
 def test_a_large_micro_batch_is_refused_naming_terms_and_fields(capsys):
     path = str(ROOT / "configs" / "gpu_qwen3vl8b_1x8.yaml")
-    assert main(["--config", path, "--plan", "learner.micro_batch_size=8"]) == 2
+    assert main(["--config", path, "--plan", "learner.micro_batch_size=8", "learner.grad_accum_steps=8"]) == 2
     out = capsys.readouterr().out
     problem = next(line for line in out.splitlines() if "a learner rank needs" in line)
     assert "more than 72.0 GB (90% of 1 × 80 GB)" in problem
@@ -102,6 +102,17 @@ def test_the_terms_worked_by_hand():
     full = learner_memory(config.model_copy(update={"learner": config.learner.model_copy(
         update={"gradient_checkpointing": False})}), QWEN3, 8)
     assert term(full, "activations") == tokens * 36 * (32768 + 126976)
+
+
+def test_the_micro_batch_is_the_one_the_loop_makes():
+    # 256 plans a step over 4 ranks × 32 micro-batches: 2 sequences a pass, whatever micro_batch_size says below it.
+    two = learner_memory(config_of("gpu_qwen3vl8b_1x8.yaml", "learner.micro_batch_size=1"), QWEN3)
+    assert memory.micro_batch_sequences(config_of("gpu_qwen3vl8b_1x8.yaml", "learner.micro_batch_size=1")) == 2
+    assert term(two, "activations") == term(learner_memory(config_of("gpu_qwen3vl8b_1x8.yaml"), QWEN3), "activations")
+    one = config_of("gpu_qwen3vl8b_1x8.yaml", "learner.micro_batch_size=1", "learner.grad_accum_steps=64")
+    assert memory.micro_batch_sequences(one) == 1
+    assert term(learner_memory(one, QWEN3), "activations") == term(two, "activations") / 2
+    assert memory.micro_batch_sequences(config_of("gpu_qwen3vl8b_1x8.yaml", "learner.grad_accum_steps=20")) == 4
 
 
 def test_each_zero_stage_uses_deepspeeds_estimator_for_it():

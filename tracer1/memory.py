@@ -10,8 +10,8 @@ tokens of KV cache within `gpu_memory_utilization`. A learner rank's terms:
   added; stage 0 is ZeRO-2's estimate for one GPU), called with the model's parameters and largest layer.
 * **KL reference** (`algorithm.kl_coef` > 0): the frozen reference lives on the learner's GPU, sharded like the
   policy under ZeRO-3 (its weights / ranks), whole otherwise.
-* **activations** at `learner.micro_batch_size` sequences of `model.max_prompt_tokens + rollout.max_new_tokens`
-  tokens: with `learner.gradient_checkpointing`, one hidden state per layer and token plus one layer's full
+* **activations** of one micro-batch (`micro_batch_sequences`: the RL loop splits a step's plans into ranks ×
+  `learner.grad_accum_steps` micro-batches) of `model.max_prompt_tokens + rollout.max_new_tokens` tokens each: with `learner.gradient_checkpointing`, one hidden state per layer and token plus one layer's full
   activations (recomputed in the backward); without it every layer's. A layer's full activations per token are
   what its backward keeps (SDPA attention, no L × L matrix): two RMSNorm inputs in float32 (2 × 4h bytes), the
   normed inputs, q/k/v and the attention output (b·(3h + 2·kv·d)), and SwiGLU's gate, up, act and product
@@ -193,23 +193,24 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
                           f"{config.model.dtype} weights" + (f" / {ranks} ranks (ZeRO-3 shards)" if share > 1 else
                                                              " (whole: sharded only under ZeRO-3)"),
                           "algorithm.kl_coef, learner.zero_stage"))
-    seq = config.model.max_prompt_tokens + r.max_new_tokens
-    tokens = learner.micro_batch_size * seq
+    seq, micro = config.model.max_prompt_tokens + r.max_new_tokens, micro_batch_sequences(config)
+    tokens = micro * seq
     per_layer = 8 * shape.hidden + b * (3 * shape.hidden + 2 * shape.kv_heads * shape.head_dim
                                         + 4 * shape.intermediate)
     if learner.gradient_checkpointing:
         act = tokens * (shape.layers * b * shape.hidden + per_layer)
-        how = (f"checkpointed: {learner.micro_batch_size} × {seq} tokens × ({shape.layers} layers' hidden states "
+        how = (f"checkpointed: {micro} × {seq} tokens × ({shape.layers} layers' hidden states "
                f"+ one layer's {per_layer / 1e3:.0f} kB/token)")
     else:
         act = tokens * shape.layers * per_layer
-        how = f"{learner.micro_batch_size} × {seq} tokens × {shape.layers} layers × {per_layer / 1e3:.0f} kB/token"
+        how = f"{micro} × {seq} tokens × {shape.layers} layers × {per_layer / 1e3:.0f} kB/token"
     terms.append(Term("activations", act, how,
-                      "learner.micro_batch_size, learner.gradient_checkpointing, model.max_prompt_tokens"))
+                      "learner.micro_batch_size (and grad_accum_steps, to keep the batch), learner.gradient_checkpointing, "
+                      "model.max_prompt_tokens"))
     window = r.max_new_tokens + 1
-    cells = learner.micro_batch_size * window * shape.vocab
+    cells = micro * window * shape.vocab
     chunk, entropy = algorithm.logprob_chunk_tokens, "+entropy" if algorithm.entropy_coef > 0 else ""
-    size = f"{learner.micro_batch_size} × {window} × {shape.vocab} logits"
+    size = f"{micro} × {window} × {shape.vocab} logits"
     if chunk and not entropy:
         logits = 2 * b * cells + 4 * CHUNK_FLOAT32_BUFFERS * min(chunk, window) * shape.vocab
         how = f"{size} and their gradient in {config.model.dtype}, float32 in chunks of {chunk} positions"
@@ -219,7 +220,8 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
         how = (f"{size} in {config.model.dtype} + {copies:g} float32 copies at the loss's peak"
                + (" (the entropy bonus's whole log-softmax)" if entropy else ""))
     terms.append(Term("completion logits", logits, how,
-                      "learner.micro_batch_size, algorithm.logprob_chunk_tokens, rollout.max_new_tokens"))
+                      "learner.micro_batch_size (and grad_accum_steps, to keep the batch), algorithm.logprob_chunk_tokens, "
+                      "rollout.max_new_tokens"))
     if stage == 3:
         terms.append(Term("weight-sync gather", r.weight_sync_bucket_mb * 2**20,
                           f"one {r.weight_sync_bucket_mb} MB bucket gathered beyond the shard",
@@ -227,6 +229,18 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
     gpus, gpu_gb = config.cluster.learner.gpus, config.cluster.nodes.gpu_memory_gb
     return MemoryPlan("learner rank", f"ZeRO-{stage} over {ranks} rank(s)", terms,
                       (1 - HEADROOM) * gpus * gpu_gb, f"{1 - HEADROOM:.0%} of {gpus:g} × {gpu_gb:g} GB")
+
+
+def micro_batch_sequences(config) -> int:
+    """Sequences in one forward/backward pass of a learner rank. Stages 1-2 split a step's plans (at most
+    prompts_per_step × group_size) into ranks × grad_accum_steps micro-batches (tracer1.train.batch), whatever
+    `learner.micro_batch_size` says (DeepSpeed's nominal size), so the larger of the two; stage 3's decisions per
+    step vary with the episodes, so its nominal size."""
+    learner, r = config.learner, config.rollout
+    if config.stage not in (1, 2):
+        return learner.micro_batch_size
+    share = -(-(r.prompts_per_step * r.group_size) // (learner.num_ranks * learner.grad_accum_steps))
+    return max(learner.micro_batch_size, share)
 
 
 def model_states_bytes(shape: ModelShape, stage: int, ranks: int, gpus_per_node: int = 0,
