@@ -11,9 +11,10 @@ tokens of KV cache within `gpu_memory_utilization`. A learner rank's terms:
 * **KL reference** (`algorithm.kl_coef` > 0): the frozen reference lives on the learner's GPU, sharded like the
   policy under ZeRO-3 (its weights / ranks), whole otherwise.
 * **activations** of one micro-batch (`micro_batch_sequences`: the RL loop splits a step's plans into ranks ×
-  `learner.grad_accum_steps` micro-batches) of `model.max_prompt_tokens + rollout.max_new_tokens` tokens each: with `learner.gradient_checkpointing`, one hidden state per layer and token plus one layer's full
-  activations (recomputed in the backward); without it every layer's. A layer's full activations per token are
-  what its backward keeps (SDPA attention, no L × L matrix): two RMSNorm inputs in float32 (2 × 4h bytes), the
+  `learner.grad_accum_steps` micro-batches) of `model.max_prompt_tokens + rollout.max_new_tokens` tokens each:
+  with `learner.gradient_checkpointing`, one hidden state per layer and token plus one layer's full activations
+  (recomputed in the backward); without it every layer's. A layer's full activations per token are what its
+  backward keeps (SDPA attention, no L × L matrix): two RMSNorm inputs in float32 (2 × 4h bytes), the
   normed inputs, q/k/v and the attention output (b·(3h + 2·kv·d)), and SwiGLU's gate, up, act and product
   (4·b·I).
 * **logits**: the (B, W, V) logits of the micro-batch's completion window (`completion_logits`: W =
@@ -47,6 +48,7 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # Chunked without it: the logits' gradient (in their dtype) and CHUNK_FLOAT32_BUFFERS chunks (with margin).
 LOGIT_FLOAT32_COPIES = {"whole": 4.0, "whole+entropy": 6.0, "chunked+entropy": 5.0}
 CHUNK_FLOAT32_BUFFERS = 3
+MICRO_BATCH = "learner.micro_batch_size (raise learner.grad_accum_steps to keep the batch)"
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ class Term:
     name: str
     bytes: float
     how: str
-    fields: str = ""   # what to change to shrink it
+    fields: tuple[str, ...] = ()   # what to change to shrink it
 
     @property
     def gb(self) -> float:
@@ -172,7 +174,7 @@ class MemoryPlan:
         if self.fits:
             return None
         terms = sorted(self.terms, key=lambda t: -t.gb)
-        fields = list(dict.fromkeys(f for t in terms[:3] for f in t.fields.split(", ") if f))
+        fields = list(dict.fromkeys(f for t in terms[:3] for f in t.fields))
         return (f"a {self.who} needs {self.total_gb:.1f} GB of GPU memory, more than {self.limit_gb:.1f} GB "
                 f"({self.limit_how}): " + " + ".join(f"{t.name} {t.gb:.1f}" for t in terms)
                 + f" GB; to shrink the largest terms change {', '.join(fields)}")
@@ -186,13 +188,13 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
     ranks, stage = learner.num_ranks, learner.zero_stage
     states, estimator = model_states_bytes(shape, stage, ranks, gpus_per_node, learner.offload_optimizer)
     terms = [Term("model states", states, estimator,
-                  "learner.num_ranks, learner.zero_stage, learner.offload_optimizer")]
+                  ("learner.num_ranks", "learner.zero_stage", "learner.offload_optimizer"))]
     if algorithm.kl_coef > 0:
         share = ranks if stage == 3 else 1
         terms.append(Term("KL reference", b * shape.params / share,
                           f"{config.model.dtype} weights" + (f" / {ranks} ranks (ZeRO-3 shards)" if share > 1 else
                                                              " (whole: sharded only under ZeRO-3)"),
-                          "algorithm.kl_coef, learner.zero_stage"))
+                          ("algorithm.kl_coef", "learner.zero_stage")))
     seq, micro = config.model.max_prompt_tokens + r.max_new_tokens, micro_batch_sequences(config)
     tokens = micro * seq
     per_layer = 8 * shape.hidden + b * (3 * shape.hidden + 2 * shape.kv_heads * shape.head_dim
@@ -205,8 +207,7 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
         act = tokens * shape.layers * per_layer
         how = f"{micro} × {seq} tokens × {shape.layers} layers × {per_layer / 1e3:.0f} kB/token"
     terms.append(Term("activations", act, how,
-                      "learner.micro_batch_size (and grad_accum_steps, to keep the batch), learner.gradient_checkpointing, "
-                      "model.max_prompt_tokens"))
+                      (MICRO_BATCH, "learner.gradient_checkpointing", "model.max_prompt_tokens")))
     window = r.max_new_tokens + 1
     cells = micro * window * shape.vocab
     chunk, entropy = algorithm.logprob_chunk_tokens, "+entropy" if algorithm.entropy_coef > 0 else ""
@@ -220,12 +221,11 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
         how = (f"{size} in {config.model.dtype} + {copies:g} float32 copies at the loss's peak"
                + (" (the entropy bonus's whole log-softmax)" if entropy else ""))
     terms.append(Term("completion logits", logits, how,
-                      "learner.micro_batch_size (and grad_accum_steps, to keep the batch), algorithm.logprob_chunk_tokens, "
-                      "rollout.max_new_tokens"))
+                      (MICRO_BATCH, "algorithm.logprob_chunk_tokens", "rollout.max_new_tokens")))
     if stage == 3:
         terms.append(Term("weight-sync gather", r.weight_sync_bucket_mb * 2**20,
                           f"one {r.weight_sync_bucket_mb} MB bucket gathered beyond the shard",
-                          "rollout.weight_sync_bucket_mb"))
+                          ("rollout.weight_sync_bucket_mb",)))
     gpus, gpu_gb = config.cluster.learner.gpus, config.cluster.nodes.gpu_memory_gb
     return MemoryPlan("learner rank", f"ZeRO-{stage} over {ranks} rank(s)", terms,
                       (1 - HEADROOM) * gpus * gpu_gb, f"{1 - HEADROOM:.0%} of {gpus:g} × {gpu_gb:g} GB")
@@ -282,14 +282,14 @@ def engine_memory(who: str, section: str, config, shape: ModelShape, *, engine: 
     split = max(tp, 1) if engine == "vllm" else 1
     weights = b * shape.params / split
     terms = [Term("weights", weights, f"{config.model.dtype}" + (f" / TP {split}" if split > 1 else ""),
-                  f"{section}.tensor_parallel_size")]
+                  (f"{section}.tensor_parallel_size",))]
     if engine != "vllm":
         return MemoryPlan(who, f"{engine}, {gpus:g} GPU", terms, gpus * gpu_gb, f"{gpus:g} × {gpu_gb:g} GB")
     limit = utilization * gpu_gb  # GB: vLLM takes this fraction of each of its GPUs
     per_token = shape.kv_bytes_per_token(b, split)
     one = per_token * max_model_len
     terms.append(Term("KV cache, 1 seq", one, f"{per_token / 1e3:.0f} kB/token × max_model_len {max_model_len}",
-                      f"{section}.gpu_memory_utilization, {section}.tensor_parallel_size"))
+                      (f"{section}.gpu_memory_utilization", f"{section}.tensor_parallel_size")))
     plan = MemoryPlan(who, f"vLLM, TP {tp}, per GPU", terms, limit,
                       f"{section}.gpu_memory_utilization {utilization:g} × {gpu_gb:g} GB")
     if plan.total_gb <= limit:

@@ -155,8 +155,8 @@ class _ChunkedLogprobs(torch.autograd.Function):
     """(B, L, V) logits, (B, L) ids → (B, L − 1) log-probs of ids[:, 1:], `chunk` positions at a time.
 
     The same float32 operations as the unchunked path, row by row: forward gather − logsumexp; backward
-    g·onehot − g·exp(x − lse), which is what autograd computes there (scatter of g plus logsumexp's backward), cast
-    to the logits' dtype. Each row's reduction runs over the same V values either way: on CPU the results are
+    g·onehot − g·exp(x − lse), which is what autograd computes there (scatter of g plus logsumexp's backward),
+    cast to the logits' dtype. Each row's reduction runs over the same V values either way: on CPU the results are
     equal, not just close (tests/test_models_inputs_chunked.py); a GPU's reduction kernel may order a row's sum by
     the tensor's shape, so there they agree to float32 rounding, as two micro-batch sizes do. Saved for the
     backward: the logits (alive anyway, the model returned them) and the (B, L − 1) log-sum-exps."""
