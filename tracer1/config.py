@@ -230,6 +230,10 @@ class AlgorithmConfig(Section):
         0.28, gt=0, description="PPO ratio clip above: ratio ≤ 1 + clip_high (clip-higher when > clip_low; acts "
                                 "only with epochs_per_batch > 1)")
     entropy_coef: float = Field(0.0, ge=0, description="entropy bonus weight")
+    logprob_chunk_tokens: int = Field(
+        0, ge=0, description="compute the loss's log-probs and their gradient this many token positions at a time "
+                             "(same loss and gradients, without float32 copies of the whole logits; the memory "
+                             "plan counts it); 0 = all at once")
     epochs_per_batch: int = Field(1, ge=1, description="optimisation passes over each batch of rollouts")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = Field(
         "token-mean", description="how per-token losses are averaged")

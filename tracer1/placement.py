@@ -16,34 +16,20 @@ STRICT_PACK needs one node), then each actor on the first node with room (an act
 from one node; a fractional GPU shares one device; CPU-only actors prefer nodes without GPUs, as Ray does).
 A plan that fits here can still be fragmented differently by Ray in a cluster shared with other jobs.
 
-Memory check: lower bounds, before activations and KV cache, for models whose size is known
-(`MODEL_PARAMS_B`): a learner rank holds its ZeRO share of weights, gradients and Adam states (16 bytes per
-parameter in all under bf16 mixed precision: 2 weights + 2 grads + 12 fp32 master/m/v) plus, when
-`algorithm.kl_coef` > 0, a whole reference model; a vLLM engine holds weights / tensor_parallel_size within
-`gpu_memory_utilization` of its GPUs. A config over a bound cannot run and is refused.
+Memory check (`tracer1.memory`): a learner rank's peak — DeepSpeed's model-state estimate, the KL reference,
+activations, the completion logits, the weight-sync bucket — within 90% of its GPU memory; a vLLM engine's
+weights / tensor_parallel_size and one max-length sequence of KV cache within `gpu_memory_utilization`. The
+plan prints each term; a config over a limit cannot run and is refused.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-GB = 1e9
-
-# Parameters in billions (the models' safetensors totals), keyed by the lowercased last part of a hub id or path.
-MODEL_PARAMS_B = {
-    "qwen3-vl-8b-instruct": 8.77,
-    "qwen3-vl-8b-thinking": 8.77,
-    "qwen2.5-vl-7b-instruct": 8.29,
-    "ui-tars-1.5-7b": 8.29,
-}
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-
-def params_billion(path: str | None) -> float | None:
-    return MODEL_PARAMS_B.get(Path(path).name.lower()) if path else None
+from tracer1 import memory
 
 
 @dataclass
@@ -90,8 +76,9 @@ class Demand:
     index: int
     cpus: float
     gpus: float
-    memory_gb: float | None = None   # lower bound of the GPU memory it needs in all (None = not estimated)
+    memory_gb: float | None = None   # the GPU memory it needs at its peak (None = not estimated)
     detail: str = ""
+    memory_plan: memory.MemoryPlan | None = field(default=None, compare=False)  # its terms
 
     @property
     def label(self) -> str:
@@ -138,6 +125,7 @@ class Plan:
                 group = [p.demand for p in cpu_only if p.demand.role == role]
                 lines.append(f"    CPU only         {role} {_ranges([d.index for d in group])} "
                              f"({group[0].cpus:g} CPU each)")
+        lines += memory.render_section([p.demand for p in self.placed])
         lines += [f"  note: {n}" for n in self.notes]
         if self.fits:
             lines.append("  FITS: every actor has a place")
@@ -151,8 +139,8 @@ def _gpu_user(p: Placed) -> str:
     d = p.demand
     share = f" ({d.gpus:g} GPU)" if d.gpus < 1 else (f" (TP {int(d.gpus)}, GPUs {_ranges(p.devices)})"
                                                      if d.gpus > 1 else "")
-    memory = f", ≥ {d.memory_gb:.1f} GB{' in all' if d.gpus > 1 else ''}" if d.memory_gb is not None else ""
-    return f"{d.label}{share}{memory}{f' [{d.detail}]' if d.detail else ''}"
+    peak = f", {d.memory_gb:.1f} GB{' per GPU' if d.gpus > 1 else ''}" if d.memory_gb is not None else ""
+    return f"{d.label}{share}{peak}{f' [{d.detail}]' if d.detail else ''}"
 
 
 def _ranges(values: Sequence[int]) -> str:
@@ -173,43 +161,35 @@ def demands(config) -> tuple[list[Demand], list[str]]:
     fix (tensor parallelism that does not match the GPUs asked for, memory over the bounds, batches too small
     for the ranks)."""
     c, problems = config.cluster, []
-    b = DTYPE_BYTES[config.model.dtype]
-    planner = params_billion(config.model.path) if config.model.kind == "hf" else None
-    gpu_gb = c.nodes.gpu_memory_gb
+    planner = memory.model_shape(config.model.path) if config.model.kind == "hf" else None
 
     ranks = config.learner.num_ranks
-    learner_gb = None
-    if planner is not None and c.learner.gpus > 0:
-        states = {0: 16 * planner, 1: (2 * b) * planner + (16 - 2 * b) * planner / ranks,
-                  2: b * planner + (16 - b) * planner / ranks, 3: 16 * planner / ranks}[config.learner.zero_stage]
-        if config.learner.offload_optimizer:  # Adam's fp32 states (16 − 2b bytes a parameter) live in CPU memory
-            states -= (16 - 2 * b) * planner / (ranks if config.learner.zero_stage >= 1 else 1)
-        reference = b * planner if config.algorithm.kl_coef > 0 else 0.0
-        learner_gb = states + reference
-        if learner_gb > c.learner.gpus * gpu_gb:
-            problems.append(f"a learner rank needs at least {learner_gb:.1f} GB of GPU memory before activations "
-                            f"(ZeRO-{config.learner.zero_stage} share {states:.1f} GB of {planner:g}B parameters"
-                            + (f" + reference model {reference:.1f} GB" if reference else "")
-                            + f") and gets {c.learner.gpus:g} × {gpu_gb:g} GB: use learner.zero_stage 3, more "
-                              "learner.num_ranks, learner.offload_optimizer, or algorithm.kl_coef 0")
-    out = [Demand("learner", r, c.learner.cpus, c.learner.gpus, learner_gb, f"ZeRO-{config.learner.zero_stage}")
-           for r in range(ranks)]
+    learner_mem = memory.learner_memory(config, planner, c.nodes.gpus) if planner and c.learner.gpus > 0 else None
+    out = [_with_memory(Demand("learner", r, c.learner.cpus, c.learner.gpus, None,
+                               f"ZeRO-{config.learner.zero_stage}"), learner_mem) for r in range(ranks)]
 
     r = config.rollout
-    rollout_gb = _engine_check("rollout", r.engine, r.tensor_parallel_size, c.rollout.gpus, r.gpu_memory_utilization,
-                               planner, b, gpu_gb, problems)
-    out += [Demand("rollout", i, c.rollout.cpus, c.rollout.gpus, rollout_gb,
-                   r.engine)
+    _engine_check("rollout", r.engine, r.tensor_parallel_size, c.rollout.gpus, problems)
+    rollout_mem = memory.engine_memory(
+        "rollout engine", "rollout", config, planner, engine=r.engine, tp=r.tensor_parallel_size, gpus=c.rollout.gpus,
+        utilization=r.gpu_memory_utilization, max_model_len=config.model.max_prompt_tokens + r.max_new_tokens) \
+        if planner and c.rollout.gpus > 0 else None
+    out += [_with_memory(Demand("rollout", i, c.rollout.cpus, c.rollout.gpus, None, r.engine), rollout_mem)
             for i in range(r.num_workers)]
 
+    executor_mem = None
     if config.stage == 2:
         e = config.executor
-        executor_b = params_billion(e.model_path) if e.kind == "vlm" else None
-        executor_gb = _engine_check("executor", e.engine, e.tensor_parallel_size, c.executor.gpus,
-                                    e.gpu_memory_utilization, executor_b, b, gpu_gb, problems)
+        _engine_check("executor", e.engine, e.tensor_parallel_size, c.executor.gpus, problems)
+        shape = memory.model_shape(e.model_path) if e.kind == "vlm" else None
+        executor_mem = memory.engine_memory(
+            "executor engine", "executor", config, shape, engine=e.engine, tp=e.tensor_parallel_size,
+            gpus=c.executor.gpus, utilization=e.gpu_memory_utilization,
+            max_model_len=config.model.max_prompt_tokens + e.max_new_tokens) if shape and c.executor.gpus > 0 else None
         what = f"{e.kind}: {Path(e.model_path).name}" if e.kind == "vlm" and e.model_path else e.kind
-        out += [Demand("executor", i, c.executor.cpus, c.executor.gpus, executor_gb, what)
+        out += [_with_memory(Demand("executor", i, c.executor.cpus, c.executor.gpus, None, what), executor_mem)
                 for i in range(e.num_actors)]
+    problems += [m.problem() for m in (learner_mem, rollout_mem, executor_mem) if m is not None and not m.fits]
     if config.stage == 3:  # environment actors (envs and the executor); returns are computed by the driver
         out += [Demand("env", i, c.env.cpus, c.env.gpus, None, f"{config.stage3.envs_per_actor} {config.env.name} envs")
                 for i in range(config.stage3.env_actors)]
@@ -232,10 +212,12 @@ def demands(config) -> tuple[list[Demand], list[str]]:
     return out, problems
 
 
-def _engine_check(role: str, engine: str, tp: int, gpus: float, utilization: float, params_b: float | None,
-                  dtype_bytes: int, gpu_gb: float, problems: list[str]) -> float | None:
-    """GPUs of a vLLM engine must match its tensor parallelism (its TP workers use the GPUs Ray gives the actor);
-    -> the weights' GB in all, when known."""
+def _with_memory(demand: Demand, plan: memory.MemoryPlan | None) -> Demand:
+    return demand if plan is None else replace(demand, memory_gb=plan.total_gb, memory_plan=plan)
+
+
+def _engine_check(role: str, engine: str, tp: int, gpus: float, problems: list[str]) -> None:
+    """GPUs of a vLLM engine must match its tensor parallelism (its TP workers use the GPUs Ray gives the actor)."""
     section = "rollout" if role == "rollout" else "executor"
     if engine == "vllm" and gpus > 0 and tp != gpus:
         problems.append(f"cluster.{role}.gpus is {gpus:g} but {section}.tensor_parallel_size is {tp}: a vLLM engine's "
@@ -243,17 +225,6 @@ def _engine_check(role: str, engine: str, tp: int, gpus: float, utilization: flo
     if engine == "vllm" and gpus == 0 and tp > 1:
         problems.append(f"{section}.tensor_parallel_size is {tp} but cluster.{role}.gpus is 0: tensor parallelism "
                         "needs GPUs")
-    if params_b is None or gpus == 0:
-        return None
-    weights = dtype_bytes * params_b
-    budget = utilization * gpu_gb * max(tp, gpus)
-    if engine == "vllm" and weights > budget:
-        problems.append(f"a {role} engine's weights take {weights:.1f} GB and vLLM may use {budget:.1f} GB of its "
-                        f"GPUs ({section}.gpu_memory_utilization {utilization:g}); raise tensor_parallel_size or "
-                        "gpu_memory_utilization")
-    elif engine == "hf" and weights > gpus * gpu_gb:
-        problems.append(f"a {role} engine's weights take {weights:.1f} GB, more than its {gpus:g} GPU(s) hold")
-    return weights
 
 
 # --- the cluster ------------------------------------------------------------------------------------------------

@@ -105,15 +105,17 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 def grpo_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], *, clip_low: float = 0.2,
               clip_high: float = 0.28, kl_coef: float = 0.0, kl_estimator: str = "k3", entropy_coef: float = 0.0,
-              loss_agg: str = "token-mean", temperature: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+              loss_agg: str = "token-mean", temperature: float = 1.0,
+              logprob_chunk_tokens: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO objective for one micro-batch → (loss, metrics). Without ``old_logprobs`` the batch is taken as
     on-policy (ρ = 1, the first pass over fresh rollouts); ``ref_logprobs`` is needed when `kl_coef` > 0.
     The logits are divided by `temperature`: the batch's ``old_logprobs`` and ``ref_logprobs`` must be taken at
-    the same one (`LearnerWorker` does)."""
+    the same one (`LearnerWorker` does). `logprob_chunk_tokens` > 0 computes the log-probs that many positions
+    at a time (`sequence_logprobs`): the same loss and gradients without float32 copies of the whole logits."""
     if temperature != 1.0:
         logits = logits / temperature  # the policy that sampled the plans is softmax(logits / T)
     mask = batch["completion_mask"].float()
-    logp = sequence_logprobs(logits, batch["input_ids"])
+    logp = sequence_logprobs(logits, batch["input_ids"], logprob_chunk_tokens)
     old = batch.get("old_logprobs")
     old = logp.detach() if old is None else old.to(logp)
     advantages = batch["advantages"].to(logp).unsqueeze(1)
@@ -153,6 +155,7 @@ def grpo_objective(algorithm, temperature: float = 1.0):
     def objective(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]):
         return grpo_loss(logits, batch, clip_low=algorithm.clip_low, clip_high=algorithm.clip_high,
                          kl_coef=algorithm.kl_coef, kl_estimator=algorithm.kl_estimator,
-                         entropy_coef=algorithm.entropy_coef, loss_agg=algorithm.loss_agg, temperature=temperature)
+                         entropy_coef=algorithm.entropy_coef, loss_agg=algorithm.loss_agg, temperature=temperature,
+                         logprob_chunk_tokens=algorithm.logprob_chunk_tokens)
 
     return objective

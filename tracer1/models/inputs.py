@@ -134,15 +134,62 @@ def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
             for k, v in batch.items() if k not in NON_MODEL_KEYS}
 
 
-def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, chunk_tokens: int = 0) -> torch.Tensor:
     """log p(input_ids[:, j] | input_ids[:, <j]) at every position j, in float32, 0 at j = 0 (no context).
     Shape (B, L), aligned with `input_ids` and `completion_mask`.
 
     gather − logsumexp rather than log_softmax: the (B, L, V) log-softmax of a 150k vocabulary would be the
-    largest tensor of a training step; this never materialises it."""
-    logits = logits[:, :-1].float()
-    picked = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
+    largest tensor of a training step; this never materialises it. Even so, autograd keeps a float32 copy of the
+    logits for the backward and the backward makes three more (measured in tests/test_memory.py); with
+    `chunk_tokens` > 0 both directions run `chunk_tokens` positions at a time (`_ChunkedLogprobs`), with the same
+    values and gradients, and only the logits themselves and their gradient are ever whole."""
+    if chunk_tokens > 0:
+        picked = _ChunkedLogprobs.apply(logits, input_ids, chunk_tokens)
+    else:
+        logits = logits[:, :-1].float()
+        picked = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
     return torch.cat([picked.new_zeros(input_ids.shape[0], 1), picked], dim=1)
+
+
+class _ChunkedLogprobs(torch.autograd.Function):
+    """(B, L, V) logits, (B, L) ids → (B, L − 1) log-probs of ids[:, 1:], `chunk` positions at a time.
+
+    The same float32 operations as the unchunked path, row by row: forward gather − logsumexp; backward
+    g·onehot − g·exp(x − lse), which is what autograd computes there (scatter of g plus logsumexp's backward),
+    cast to the logits' dtype. Each row's reduction runs over the same V values either way: on CPU the results are
+    equal, not just close (tests/test_models_inputs_chunked.py); a GPU's reduction kernel may order a row's sum by
+    the tensor's shape, so there they agree to float32 rounding, as two micro-batch sizes do. Saved for the
+    backward: the logits (alive anyway, the model returned them) and the (B, L − 1) log-sum-exps."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, input_ids: torch.Tensor, chunk: int) -> torch.Tensor:
+        rows, width = input_ids.shape[0], input_ids.shape[1] - 1
+        picked = logits.new_empty(rows, width, dtype=torch.float32)
+        lse = torch.empty_like(picked)
+        for b, span in _chunks(rows, width, chunk):
+            x = logits[b, span].float()
+            lse[b, span] = x.logsumexp(-1)
+            picked[b, span] = x.gather(-1, input_ids[b, span.start + 1:span.stop + 1, None]).squeeze(-1)
+        ctx.save_for_backward(logits, input_ids, lse)
+        ctx.chunk = chunk
+        return picked - lse
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, input_ids, lse = ctx.saved_tensors
+        out = torch.zeros_like(logits)  # the last position predicts nothing: its gradient stays 0
+        for b, span in _chunks(input_ids.shape[0], input_ids.shape[1] - 1, ctx.chunk):
+            g = grad[b, span, None]
+            d = logits[b, span].float().sub_(lse[b, span, None]).exp_().mul_(-g)  # in place: one chunk in float32
+            d.scatter_add_(-1, input_ids[b, span.start + 1:span.stop + 1, None], g)
+            out[b, span] = d.to(logits.dtype)
+        return out, None, None
+
+
+def _chunks(rows: int, width: int, chunk: int):
+    for b in range(rows):
+        for start in range(0, width, chunk):
+            yield b, slice(start, min(start + chunk, width))
 
 
 # Entries of a training batch with one column per token, cut together by `completion_logits`.
