@@ -146,6 +146,10 @@ class RolloutConfig(Section):
     enforce_eager: bool = Field(
         False, description="vLLM: run the model eagerly, without torch.compile and CUDA graphs: slower decoding, "
                            "but start-up on CPU is minutes shorter")
+    max_model_len: int | None = Field(
+        None, ge=16, description="vLLM: context length an engine is sized for (KV cache, scheduler); null = "
+                                 "model.max_prompt_tokens + rollout.max_new_tokens. Raise it if prompts run over "
+                                 "max_prompt_tokens (only the a11y text is ever cut)")
     weight_sync: Literal["auto", "nccl", "file"] = Field(
         "auto", description="learner → vLLM weights: NCCL broadcast in buckets (GPUs, supported vLLM), a "
                             "safetensors file, or auto = nccl where possible (tracer1.engines.weight_sync)")

@@ -296,11 +296,10 @@ def nccl_rollout_engine(model_dir: Any, config) -> Any:
     """The rollout `VLLMEngine` of `tracer1.engines.make_engine`, its workers extended with `NcclWeightReceiver`
     (which keeps the file path's methods too)."""
     from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415
+    from tracer1.engines.vllm_args import planner_engine_args  # noqa: PLC0415
 
-    m, r = config.model, config.rollout
-    return VLLMEngine(model_dir, dtype=m.dtype, seed=config.seed, gpu_memory_utilization=r.gpu_memory_utilization,
-                      tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                      trust_remote_code=m.trust_remote_code, worker_extension_cls=RECEIVER_EXTENSION)
+    return VLLMEngine(model_dir, **planner_engine_args(model_dir, config.model, config.rollout, seed=config.seed),
+                      worker_extension_cls=RECEIVER_EXTENSION)
 
 
 class NcclLearnerSide:
