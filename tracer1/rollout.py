@@ -24,6 +24,7 @@ from typing import Any
 from tracer1.data.schema import Sample
 from tracer1.data.shards import Shard, WorkerShardReader
 from tracer1.engines import Completion, RolloutEngine, Sampling, make_engine
+from tracer1.engines.prompt_ids import compare_prompt_ids
 from tracer1.models.inputs import EncodedPrompt, encode_prompts
 from tracer1.models.loading import PlannerBundle, load_planner
 from tracer1.models.prompt import prompts_for_run
@@ -95,9 +96,9 @@ class RolloutWorker:
             ids = list(enc.input_ids)
             drifted = None if takes_encoded else next((c for c in group if list(c.prompt_token_ids) != ids), None)
             if drifted is not None:  # an engine that generated from `enc` itself cannot drift
-                raise ValueError(f"sample {sample.sample_id}: the engine's prompt ids differ from the learner's "
-                                 f"({len(drifted.prompt_token_ids)} vs {len(ids)} tokens); the engine "
-                                 "tokenises prompts differently from tracer1.models.inputs")
+                report = compare_prompt_ids(ids, drifted.prompt_token_ids, self.bundle.tokenizer)
+                raise ValueError(f"sample {sample.sample_id}: the engine's prompt ids differ from the learner's; the "
+                                 f"engine tokenises prompts differently from tracer1.models.inputs\n{report}")
         return [Group(s.sample_id, enc, list(group), self.weights_version)
                 for s, enc, group in zip(samples, encoded, outputs)]
 
