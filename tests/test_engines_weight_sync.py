@@ -5,14 +5,18 @@ fallback into a real transformers engine. The NCCL broadcast itself needs GPUs a
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from pydantic import ValidationError
+
 from tracer1.config import LearnerConfig, RunConfig
 from tracer1.engines.weight_sync import (
     SUPPORTED_VLLM, check_vllm_version, choose_sync, engine_ranks, gathered_buckets, hf_name, pack_bucket,
-    plan_buckets, unpack_bucket, weight_buckets,
+    plan_buckets, shared_gpu, unpack_bucket, weight_buckets,
 )
 from tracer1.learner import Learner
 
@@ -104,8 +108,10 @@ def test_auto_takes_nccl_only_with_vllm_on_gpus_and_a_supported_version():
     path, why = choose_sync(config(engine="vllm"), gpus=True, vllm_version="0.31.2")
     assert path == "file" and "found 0.31.2" in why
     assert choose_sync(config(engine="vllm"), gpus=False, vllm_version=supported) == (
-        "file", "auto: the learner ranks and rollout engines are not all on GPUs (cluster.learner/rollout.gpus)")
-    assert choose_sync(config(engine="hf"), gpus=True, vllm_version=supported)[0] == "file"
+        "file", "auto: the learner ranks and rollout engines are not all on GPUs (cluster.learner.gpus=0, "
+                "cluster.rollout.gpus=0)")
+    assert choose_sync(config(engine="hf"), gpus=True, vllm_version=supported) == (
+        "file", "auto: rollout.engine is 'hf'; the NCCL path serves vLLM engines")
     assert choose_sync(config(engine="vllm", weight_sync="file"), gpus=True, vllm_version=supported) == (
         "file", "rollout.weight_sync=file")
 
@@ -113,7 +119,7 @@ def test_auto_takes_nccl_only_with_vllm_on_gpus_and_a_supported_version():
 def test_nccl_asked_for_where_it_cannot_work_is_refused_with_the_way_out():
     with pytest.raises(RuntimeError, match="rollout.weight_sync=nccl cannot be used: .*found 0.10.1.*"
                                            "rollout.weight_sync=file"):
-        choose_sync(config(engine="vllm", weight_sync="nccl"), gpus=True, vllm_version="0.10.1")
+        choose_sync(gpu_config(weight_sync="nccl"), gpus=True, vllm_version="0.10.1")
     with pytest.raises(RuntimeError, match="found no vLLM"):
         check_vllm_version(None)
     check_vllm_version(f"{SUPPORTED_VLLM[-1]}.3+cpu")  # local builds' suffixes are fine
@@ -124,26 +130,76 @@ def test_engine_ranks_put_the_learner_first_and_each_engines_tp_workers_together
     assert engine_ranks(1, 1) == (2, [1])
 
 
-# --- the loop's choice (tracer1.train.sync) ----------------------------------------------------------------------
+def test_the_gpu_extra_pins_the_vllm_series_the_nccl_path_supports():
+    import tomllib
+    from pathlib import Path
 
-def gpu_config(**rollout) -> RunConfig:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    (spec,) = [s for s in project["optional-dependencies"]["gpu"] if s.startswith("vllm")]
+    low, high = SUPPORTED_VLLM[0], SUPPORTED_VLLM[-1]
+    major, minor = high.split(".")
+    assert spec.replace(" ", "") == f"vllm>={low},<{major}.{int(minor) + 1}"
+
+
+# --- shared GPUs: NCCL cannot hold two ranks of one group on one device ------------------------------------------
+
+def gpu_config(cluster: dict | None = None, **rollout) -> RunConfig:
     """A vLLM run with its learner ranks and rollout engines on GPUs (as configs/gpu_*.yaml place them)."""
-    return RunConfig.model_validate({"rollout": {"engine": "vllm", **rollout},
-                                     "cluster": {"learner": {"gpus": 1}, "rollout": {"gpus": 1}}})
+    sections = {"learner": {"gpus": 1}, "rollout": {"gpus": 1}}
+    for role, value in (cluster or {}).items():
+        sections[role] = {**sections.get(role, {}), **value} if isinstance(value, dict) else value
+    return RunConfig.model_validate({"rollout": {"engine": "vllm", **rollout}, "cluster": sections})
 
+
+@pytest.mark.parametrize("cluster, reason", [
+    ({"learner": {"gpus": 0.5}}, "cluster.learner.gpus=0.5 is a fraction of a GPU"),
+    ({"rollout": {"gpus": 0.25}}, "cluster.rollout.gpus=0.25 is a fraction of a GPU"),
+])
+def test_auto_takes_the_file_path_where_a_learner_rank_and_a_rollout_worker_share_a_gpu(cluster, reason):
+    mode, why = choose_sync(gpu_config(cluster), gpus=True, vllm_version=f"{SUPPORTED_VLLM[0]}.0")
+    assert mode == "file" and why.startswith(f"auto: {reason}")
+    assert why.endswith("NCCL cannot run two ranks of one group on one GPU")
+
+
+def test_forced_nccl_on_shared_gpus_is_refused_when_the_config_is_read():
+    with pytest.raises(ValidationError, match=r"rollout.weight_sync=nccl cannot be used: cluster.learner.gpus=0.5 "
+                                              r"is a fraction of a GPU.*Use rollout.weight_sync=file"):
+        gpu_config({"learner": {"gpus": 0.5}}, weight_sync="nccl")
+    with pytest.raises(ValidationError, match=r"cannot be used: the learner ranks and rollout engines are not all "
+                                              r"on GPUs \(cluster.learner.gpus=0, cluster.rollout.gpus=0\)"):
+        config(engine="vllm", weight_sync="nccl")
+    with pytest.raises(ValidationError, match=r"cannot be used: rollout.engine is 'hf'"):
+        gpu_config(engine="hf", weight_sync="nccl")
+    assert gpu_config(weight_sync="nccl").rollout.weight_sync == "nccl"  # whole GPUs each: NCCL may work
+
+
+def test_colocation_counts_as_sharing_a_gpu():
+    """`cluster.colocate` (vLLM asleep on the learner's GPUs) is another helper's field: the rule reads it where the
+    config has it. Here a stand-in cluster section carries it."""
+    whole = gpu_config().cluster
+    colocated = SimpleNamespace(learner=whole.learner, rollout=whole.rollout, colocate=True)
+    assert shared_gpu(colocated) == "cluster.colocate=true puts the rollout engines on the learner's GPUs"
+    assert shared_gpu(gpu_config().cluster) is None
+
+
+# --- the loop's choice (tracer1.train.sync) ----------------------------------------------------------------------
 
 def test_the_loop_falls_back_to_the_file_path_and_says_why(capsys):
     from tracer1.train.sync import FileSync, select_weight_sync, start_weight_sync, with_weight_sender
 
     assert select_weight_sync(config(engine="vllm"), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "file"  # no GPUs
     assert capsys.readouterr().out == ("  weight sync: file (auto: the learner ranks and rollout engines are not "
-                                       "all on GPUs (cluster.learner/rollout.gpus))\n")
+                                       "all on GPUs (cluster.learner.gpus=0, cluster.rollout.gpus=0))\n")
     assert select_weight_sync(gpu_config(), vllm_version="0.31.2") == "file"  # GPUs, but another vLLM
     assert "weight sync: file (auto: rollout.weight_sync=nccl supports vLLM 0.32.x; found 0.31.2" in \
         capsys.readouterr().out
     assert select_weight_sync(gpu_config(), vllm_version=None) == "file"  # GPUs, no vLLM on the driver
     assert "found no vLLM" in capsys.readouterr().out
+    assert select_weight_sync(gpu_config({"rollout": {"gpus": 0.5}}), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "file"
+    assert "weight sync: file (auto: cluster.rollout.gpus=0.5 is a fraction of a GPU" in capsys.readouterr().out
     assert select_weight_sync(gpu_config(), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "nccl"  # where it can work
+    assert capsys.readouterr().out == (f"  weight sync: nccl (vLLM {SUPPORTED_VLLM[0]}.1, learner and rollout "
+                                       "engines on whole GPUs: learner rank 0 broadcasts 1024 MB buckets)\n")
 
     class Learner:  # stands for LearnerWorker: the file path leaves the learner class as it is
         pass
@@ -155,17 +211,12 @@ def test_the_loop_falls_back_to_the_file_path_and_says_why(capsys):
     assert type(sync) is FileSync and sync.version == 4 and sync.state is None
 
 
-def test_the_loop_refuses_nccl_demanded_where_it_cannot_work():
+def test_the_loop_refuses_nccl_demanded_with_a_vllm_it_does_not_support():
     from tracer1.train.sync import select_weight_sync
 
-    with pytest.raises(RuntimeError, match=r"rollout.weight_sync=nccl cannot be used: the learner ranks and rollout "
-                                           r"engines are not all on GPUs"):
-        select_weight_sync(config(engine="vllm", weight_sync="nccl"), vllm_version=f"{SUPPORTED_VLLM[0]}.1")
     with pytest.raises(RuntimeError, match=r"cannot be used: rollout.weight_sync=nccl supports vLLM 0.32.x; found "
                                            r"no vLLM.*Use rollout.weight_sync=file"):
         select_weight_sync(gpu_config(weight_sync="nccl"), vllm_version=None)
-    with pytest.raises(RuntimeError, match=r"cannot be used: rollout.engine is 'hf'"):
-        select_weight_sync(gpu_config(engine="hf", weight_sync="nccl"), vllm_version=f"{SUPPORTED_VLLM[0]}.1")
 
 
 class RecordingSender:

@@ -492,6 +492,17 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _nccl_weight_sync_where_it_can_work(self) -> RunConfig:
+        # the rules that need no vLLM install (vLLM engines, learner and rollouts on whole GPUs each): before
+        # anything starts; the installed vLLM's version is checked at start (tracer1.train.sync)
+        from tracer1.engines.weight_sync import nccl_blocker, nccl_refusal, on_gpus  # noqa: PLC0415
+
+        blocker = self.rollout.weight_sync == "nccl" and nccl_blocker(self, gpus=on_gpus(self))
+        if blocker:
+            raise ValueError(nccl_refusal(blocker))
+        return self
+
+    @model_validator(mode="after")
     def _nccl_needs_gpus(self) -> RunConfig:
         if self.learner.backend == "nccl" and self.cluster.learner.gpus == 0:
             raise ValueError("learner.backend='nccl' needs GPUs: set cluster.learner.gpus > 0, or "

@@ -189,35 +189,72 @@ def installed_vllm() -> str | None:
     return None
 
 
+def vllm_version_blocker(version: str | None) -> str | None:
+    """Why the NCCL path cannot serve this vLLM (None: a supported series)."""
+    series = ".".join((version or "").split("+")[0].split(".")[:2])
+    if series in SUPPORTED_VLLM:
+        return None
+    return (f"rollout.weight_sync=nccl supports vLLM {', '.join(s + '.x' for s in SUPPORTED_VLLM)}; found "
+            f"{version or 'no vLLM'} (pip install '.[gpu]' installs a supported one)")
+
+
 def check_vllm_version(version: str | None) -> None:
     """Raise, naming the fallback, unless `version` is a vLLM the NCCL path is written for."""
-    series = ".".join((version or "").split("+")[0].split(".")[:2])
-    if series not in SUPPORTED_VLLM:
-        raise RuntimeError(f"rollout.weight_sync=nccl supports vLLM {', '.join(s + '.x' for s in SUPPORTED_VLLM)}; "
-                           f"found {version or 'no vLLM'}. Use rollout.weight_sync=file (the safetensors path, any "
-                           "vLLM with reload_weights) or auto, or install a supported vLLM")
+    blocker = vllm_version_blocker(version)
+    if blocker is not None:
+        raise RuntimeError(f"{blocker}. Use rollout.weight_sync=file (the safetensors path, any vLLM with "
+                           "reload_weights) or auto, or install a supported vLLM")
+
+
+def shared_gpu(cluster) -> str | None:
+    """Why a learner rank and a rollout worker may share one GPU, None when each has whole GPUs of its own. NCCL
+    cannot run two ranks of one communicator on one device, so the weight group cannot form there.
+    `cluster.colocate` (vLLM asleep on the learner's GPUs) is read where the config has it."""
+    if getattr(cluster, "colocate", False):
+        return "cluster.colocate=true puts the rollout engines on the learner's GPUs"
+    for role in ("learner", "rollout"):
+        gpus = getattr(cluster, role).gpus
+        if 0 < gpus < 1:
+            return (f"cluster.{role}.gpus={gpus:g} is a fraction of a GPU, so a learner rank and a rollout worker "
+                    "can share one device")
+    return None
+
+
+def nccl_blocker(config, *, gpus: bool) -> str | None:
+    """Why the run's config rules the NCCL path out whatever vLLM is installed (None: it may work). `gpus`: the
+    learner ranks and rollout engines are all on GPUs (`on_gpus`)."""
+    r, cl = config.rollout, config.cluster
+    if r.engine != "vllm":
+        return f"rollout.engine is {r.engine!r}; the NCCL path serves vLLM engines"
+    if not gpus:
+        return (f"the learner ranks and rollout engines are not all on GPUs (cluster.learner.gpus="
+                f"{cl.learner.gpus:g}, cluster.rollout.gpus={cl.rollout.gpus:g})")
+    shared = shared_gpu(cl)
+    if shared is not None:
+        return f"{shared}, and NCCL cannot run two ranks of one group on one GPU"
+    return None
+
+
+def nccl_refusal(blocker: str) -> str:
+    """The error for `rollout.weight_sync=nccl` where NCCL cannot work: the reason and what to use instead."""
+    return (f"rollout.weight_sync=nccl cannot be used: {blocker}. Use rollout.weight_sync=file (every rollout "
+            "worker reloads the learner's state dict; any engine, any GPU layout) or auto, which takes the file "
+            "path here")
 
 
 def choose_sync(config, *, gpus: bool, vllm_version: str | None) -> tuple[str, str]:
     """-> ("nccl" | "file", why). `gpus`: both the learner ranks and the rollout engines run on GPUs.
-    `rollout.weight_sync=nccl` where it cannot work raises, with the reason; `auto` falls back to file."""
+    `rollout.weight_sync=nccl` where it cannot work raises, with the reason; `auto` falls back to file and says
+    which rule sent it there. (A config that rules NCCL out on its own is refused earlier, by RunConfig.)"""
     r = config.rollout
     if r.weight_sync == "file":
         return "file", "rollout.weight_sync=file"
-    blocker = None
-    if r.engine != "vllm":
-        blocker = f"rollout.engine is {r.engine!r}; the NCCL path serves vLLM engines"
-    elif not gpus:
-        blocker = "the learner ranks and rollout engines are not all on GPUs (cluster.learner/rollout.gpus)"
-    else:
-        try:
-            check_vllm_version(vllm_version)
-        except RuntimeError as exc:
-            blocker = str(exc)
+    blocker = nccl_blocker(config, gpus=gpus) or vllm_version_blocker(vllm_version)
     if blocker is None:
-        return "nccl", f"vLLM {vllm_version} on GPUs, {r.weight_sync_bucket_mb} MB buckets"
+        return "nccl", (f"vLLM {vllm_version}, learner and rollout engines on whole GPUs: learner rank 0 broadcasts "
+                        f"{r.weight_sync_bucket_mb} MB buckets")
     if r.weight_sync == "nccl":
-        raise RuntimeError(f"rollout.weight_sync=nccl cannot be used: {blocker}")
+        raise RuntimeError(nccl_refusal(blocker))
     return "file", f"auto: {blocker}"
 
 
