@@ -57,7 +57,8 @@ Weights
     `update_weights` writes the HF-named state dict to one safetensors file (on /dev/shm when possible), every
     worker reloads it in place through `tracer1.engines.vllm_worker.WeightLoader`
     (`reload_weights(weights_iterator=...)`), and the prefix cache is reset (its KV blocks were computed with the
-    old weights). On GPU clusters an NCCL/IPC broadcast would avoid the file; not built.
+    old weights). On GPU clusters `rollout.weight_sync=nccl` avoids the file: vLLM's own NCCL weight-transfer engine,
+    driven by `tracer1.engines.weight_sync`.
 
 Sleep
     `sleep`/`wake` use vLLM's sleep mode where the platform has it (CUDA, ROCm, XPU; level 1 by default); on
