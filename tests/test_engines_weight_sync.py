@@ -154,8 +154,9 @@ def gpu_config(cluster: dict | None = None, **rollout) -> RunConfig:
 
 
 @pytest.mark.parametrize("cluster, reason", [
-    ({"learner": {"gpus": 0.5}}, "cluster.learner.gpus=0.5 is a fraction of a GPU"),
-    ({"rollout": {"gpus": 0.25}}, "cluster.rollout.gpus=0.25 is a fraction of a GPU"),
+    ({"learner": {"gpus": 0.5}}, "cluster.learner.gpus=0.5 is not a whole number of GPUs"),
+    ({"rollout": {"gpus": 0.25}}, "cluster.rollout.gpus=0.25 is not a whole number of GPUs"),
+    ({"rollout": {"gpus": 1.5}}, "cluster.rollout.gpus=1.5 is not a whole number of GPUs"),
 ])
 def test_auto_takes_the_file_path_where_a_learner_rank_and_a_rollout_worker_share_a_gpu(cluster, reason):
     mode, why = choose_sync(gpu_config(cluster), gpus=True, vllm_version=f"{SUPPORTED_VLLM[0]}.0")
@@ -165,7 +166,7 @@ def test_auto_takes_the_file_path_where_a_learner_rank_and_a_rollout_worker_shar
 
 def test_forced_nccl_on_shared_gpus_is_refused_when_the_config_is_read():
     with pytest.raises(ValidationError, match=r"rollout.weight_sync=nccl cannot be used: cluster.learner.gpus=0.5 "
-                                              r"is a fraction of a GPU.*Use rollout.weight_sync=file"):
+                                              r"is not a whole number of GPUs.*Use rollout.weight_sync=file"):
         gpu_config({"learner": {"gpus": 0.5}}, weight_sync="nccl")
     with pytest.raises(ValidationError, match=r"cannot be used: the learner ranks and rollout engines are not all "
                                               r"on GPUs \(cluster.learner.gpus=0, cluster.rollout.gpus=0\)"):
@@ -198,7 +199,7 @@ def test_the_loop_falls_back_to_the_file_path_and_says_why(capsys):
     assert select_weight_sync(gpu_config(), vllm_version=None) == "file"  # GPUs, no vLLM on the driver
     assert "found no vLLM" in capsys.readouterr().out
     assert select_weight_sync(gpu_config({"rollout": {"gpus": 0.5}}), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "file"
-    assert "weight sync: file (auto: cluster.rollout.gpus=0.5 is a fraction of a GPU" in capsys.readouterr().out
+    assert "weight sync: file (auto: cluster.rollout.gpus=0.5 is not a whole number of GPUs" in capsys.readouterr().out
     assert select_weight_sync(gpu_config(), vllm_version=f"{SUPPORTED_VLLM[0]}.1") == "nccl"  # where it can work
     assert capsys.readouterr().out == (f"  weight sync: nccl (vLLM {SUPPORTED_VLLM[0]}.1, learner and rollout "
                                        "engines on whole GPUs: learner rank 0 broadcasts 1024 MB buckets)\n")

@@ -201,9 +201,9 @@ def shared_gpu(cluster) -> str | None:
         return "cluster.colocate=true puts the rollout engines on the learner's GPUs"
     for role in ("learner", "rollout"):
         gpus = getattr(cluster, role).gpus
-        if 0 < gpus < 1:
-            return (f"cluster.{role}.gpus={gpus:g} is a fraction of a GPU, so a learner rank and a rollout worker "
-                    "can share one device")
+        if gpus != int(gpus):
+            return (f"cluster.{role}.gpus={gpus:g} is not a whole number of GPUs, so a learner rank and a rollout "
+                    "worker can share one device")
     return None
 
 
