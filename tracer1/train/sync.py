@@ -8,7 +8,8 @@
 `rollout.weight_sync` picks the path (`tracer1.engines.weight_sync.choose_sync`): `file` hands every rollout worker
 the learner's state dict (`update_weights`; any engine, CPU or GPU); `nccl` — vLLM engines and learner ranks on
 whole GPUs of their own, a supported vLLM — has learner rank 0 broadcast ZeRO-3 gathered buckets to every vLLM
-worker through vLLM's weight-transfer engine. `auto` takes NCCL where it can and says why when it cannot. The NCCL path runs only on GPUs and has not run in CI.
+worker through vLLM's weight-transfer engine. `auto` takes NCCL where it can and says why when it cannot. The
+NCCL path runs only on GPUs and has not run in CI.
 """
 
 from __future__ import annotations
