@@ -64,9 +64,12 @@ def test_on_vllm_the_executor_engine_takes_the_executor_settings(grounder_dir, m
     cfg = ExecutorConfig(kind="vlm", model_path=str(grounder_dir), engine="vllm", tensor_parallel_size=2,
                          gpu_memory_utilization=0.6)
     worker = ExecutorWorker(cfg, dtype="bfloat16", seed=5)
+    # sized for one screenshot at the processor's bound (50176 px / 28² = 64 tokens), its text and its answer
     assert RecordingVLLMEngine.made == [(str(grounder_dir), {"dtype": "bfloat16", "seed": 5,
                                                              "tensor_parallel_size": 2,
-                                                             "gpu_memory_utilization": 0.6})]
+                                                             "gpu_memory_utilization": 0.6,
+                                                             "max_model_len": 64 + 1024 + cfg.max_new_tokens,
+                                                             "limit_mm_per_prompt": {"image": 1, "video": 0}})]
     assert isinstance(worker.executor.engine, RecordingVLLMEngine)
     assert worker.executor.max_pixels == 50176  # the chat template and image bounds: the model's own processor
 

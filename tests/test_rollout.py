@@ -58,8 +58,9 @@ class DriftingEngine(EngineWithoutPlanner):
 
 def test_an_engine_whose_prompt_ids_drift_from_the_learners_is_refused_by_sample(tiny_dirs, samples):
     worker = RolloutWorker(tiny_dirs["text"], CONFIG, engine=DriftingEngine(HFEngine(tiny_dirs["text"])))
-    with pytest.raises(ValueError, match=f"sample {samples[0].sample_id}: the engine's prompt ids differ"):
+    with pytest.raises(ValueError, match=f"sample {samples[0].sample_id}: the engine's prompt ids differ") as e:
         worker.rollout(samples[:2], seed=1)
+    assert "prompt ids differ at position 0" in str(e.value)  # the report of tracer1.engines.prompt_ids
 
 
 def test_update_weights_changes_the_plans_and_counts_versions(tiny_dirs, samples):

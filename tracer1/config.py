@@ -146,11 +146,16 @@ class RolloutConfig(Section):
     enforce_eager: bool = Field(
         False, description="vLLM: run the model eagerly, without torch.compile and CUDA graphs: slower decoding, "
                            "but start-up on CPU is minutes shorter")
+    max_model_len: int | None = Field(
+        None, ge=16, description="vLLM: context length an engine is sized for (KV cache, scheduler); null = "
+                                 "model.max_prompt_tokens + rollout.max_new_tokens. Raise it if prompts run over "
+                                 "max_prompt_tokens (only the a11y text is ever cut)")
     weight_sync: Literal["auto", "nccl", "file"] = Field(
         "auto", description="learner → vLLM weights: NCCL broadcast in buckets (GPUs, supported vLLM), a "
                             "safetensors file, or auto = nccl where possible (tracer1.engines.weight_sync)")
     weight_sync_bucket_mb: int = Field(
-        1024, ge=1, description="NCCL weight sync: MB gathered from ZeRO-3 shards and broadcast at a time")
+        1024, ge=1, description="NCCL weight sync: MB gathered from ZeRO-3 shards at a time, and the size of "
+                                "vLLM's packed broadcast chunks (learner rank 0 holds ~3 × this beyond its shard)")
 
 
 class SimWeights(Section):
@@ -489,6 +494,17 @@ class RunConfig(Section):
         if self.stage == 3 and self.executor.kind not in ("a11y", "oracle"):
             raise ValueError(f"stage 3 grounds steps inside its environment actors: executor.kind must be a11y or "
                              f"oracle, not {self.executor.kind!r} (a VLM executor there is not supported yet)")
+        return self
+
+    @model_validator(mode="after")
+    def _nccl_weight_sync_where_it_can_work(self) -> RunConfig:
+        # the rules that need no vLLM install (vLLM engines, learner and rollouts on whole GPUs each): before
+        # anything starts; the installed vLLM's version is checked at start (tracer1.train.sync)
+        from tracer1.engines.weight_sync import nccl_blocker, nccl_refusal, on_gpus  # noqa: PLC0415
+
+        blocker = self.rollout.weight_sync == "nccl" and nccl_blocker(self, gpus=on_gpus(self))
+        if blocker:
+            raise ValueError(nccl_refusal(blocker))
         return self
 
     @model_validator(mode="after")

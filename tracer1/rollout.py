@@ -11,7 +11,7 @@ With `data.train_shards` each worker also draws its own samples (`rollout_own`):
 `WorkerShardReader` over its range of the Parquet shards and returns the samples with their groups, so the driver
 never loads the training data (tracer1.train.data_source keeps the per-worker cursors). With
 `rollout.weight_sync=nccl` its vLLM engine's workers join the learner's NCCL group (`join_weight_group`) and
-receive the weights bucket by bucket (`receive_weights`; tracer1.engines.weight_sync).
+receive the weights through vLLM's weight-transfer engine (`receive_weights`; tracer1.engines.weight_sync).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 from tracer1.data.schema import Sample
 from tracer1.data.shards import Shard, WorkerShardReader
 from tracer1.engines import Completion, RolloutEngine, Sampling, make_engine
+from tracer1.engines.prompt_ids import compare_prompt_ids
 from tracer1.models.inputs import EncodedPrompt, encode_prompts
 from tracer1.models.loading import PlannerBundle, load_planner
 from tracer1.models.prompt import prompts_for_run
@@ -57,7 +58,7 @@ class RolloutWorker:
                  weights_version: int = 0, shard: WorkerShard | None = None, weight_sync: str = "file"):
         """`shard`: this worker's share of `data.train_shards` and where to start in it (None: the driver sends
         the samples). `weight_sync`: the loop's resolved `rollout.weight_sync` ("nccl" builds the vLLM engine with
-        the worker extension that receives NCCL buckets)."""
+        vLLM's NCCL weight-transfer engine in its workers)."""
         self.config = config
         if engine is None and weight_sync == "nccl":
             from tracer1.engines.weight_sync import nccl_rollout_engine  # noqa: PLC0415 — GPUs only
@@ -95,9 +96,9 @@ class RolloutWorker:
             ids = list(enc.input_ids)
             drifted = None if takes_encoded else next((c for c in group if list(c.prompt_token_ids) != ids), None)
             if drifted is not None:  # an engine that generated from `enc` itself cannot drift
-                raise ValueError(f"sample {sample.sample_id}: the engine's prompt ids differ from the learner's "
-                                 f"({len(drifted.prompt_token_ids)} vs {len(ids)} tokens); the engine "
-                                 "tokenises prompts differently from tracer1.models.inputs")
+                report = compare_prompt_ids(ids, drifted.prompt_token_ids, self.bundle.tokenizer)
+                raise ValueError(f"sample {sample.sample_id}: the engine's prompt ids differ from the learner's; the "
+                                 f"engine tokenises prompts differently from tracer1.models.inputs\n{report}")
         return [Group(s.sample_id, enc, list(group), self.weights_version)
                 for s, enc, group in zip(samples, encoded, outputs)]
 
@@ -123,10 +124,13 @@ class RolloutWorker:
         self.weights_version = self.weights_version + 1 if version is None else version
         return self.weights_version
 
-    def join_weight_group(self, address: str, port: int, rank_offset: int, world_size: int) -> list[int]:
-        """NCCL sync: every worker process of this vLLM engine joins the learner's weight group (-> their ranks)."""
-        return self.engine._llm.collective_rpc("tracer1_init_weight_group",  # type: ignore[attr-defined]
-                                               args=(address, port, rank_offset, world_size))
+    def join_weight_group(self, address: str, port: int, rank_offset: int, world_size: int) -> None:
+        """NCCL sync: every worker process of this vLLM engine joins the learner's weight group, at ranks
+        rank_offset onwards (vLLM's weight-transfer engine; tracer1.engines.weight_sync)."""
+        from tracer1.engines.weight_sync import join_on  # noqa: PLC0415
+
+        join_on(self.engine, address, port, rank_offset, world_size,
+                bucket_bytes=self.config.rollout.weight_sync_bucket_mb * 2**20)
 
     def receive_weights(self, buckets: list, version: int) -> int:
         """NCCL sync: receive the buckets learner rank 0 broadcasts into the engine; -> the new weights version."""

@@ -18,11 +18,9 @@ def make_engine(model_dir, model_cfg, rollout_cfg, *, seed: int = 0) -> RolloutE
         return HFEngine(model_dir, dtype=model_cfg.dtype, attn_implementation=model_cfg.attn_implementation,
                         trust_remote_code=model_cfg.trust_remote_code)
     from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415
+    from tracer1.engines.vllm_args import planner_engine_args  # noqa: PLC0415
 
-    return VLLMEngine(model_dir, dtype=model_cfg.dtype, seed=seed,
-                      gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
-                      tensor_parallel_size=rollout_cfg.tensor_parallel_size,
-                      enforce_eager=rollout_cfg.enforce_eager, trust_remote_code=model_cfg.trust_remote_code)
+    return VLLMEngine(model_dir, **planner_engine_args(model_dir, model_cfg, rollout_cfg, seed=seed))
 
 
 def __getattr__(name: str):

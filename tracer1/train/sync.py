@@ -7,8 +7,9 @@
 
 `rollout.weight_sync` picks the path (`tracer1.engines.weight_sync.choose_sync`): `file` hands every rollout worker
 the learner's state dict (`update_weights`; any engine, CPU or GPU); `nccl` — vLLM engines and learner ranks on
-GPUs, a supported vLLM — has learner rank 0 broadcast ZeRO-3 gathered buckets to every vLLM worker. `auto` takes
-NCCL where it can and says why when it cannot. The NCCL path runs only on GPUs and has not run in CI.
+whole GPUs of their own, a supported vLLM — has learner rank 0 broadcast ZeRO-3 gathered buckets to every vLLM
+worker through vLLM's weight-transfer engine. `auto` takes NCCL where it can and says why when it cannot. The
+NCCL path runs only on GPUs and has not run in CI.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ _INSTALLED = object()  # select_weight_sync's default: ask importlib for the ins
 
 
 def select_weight_sync(config, *, vllm_version: str | None | object = _INSTALLED) -> str:
-    """"nccl" or "file" for this run, printed with the reason; `rollout.weight_sync=nccl` where NCCL cannot work
-    raises with the reason. The driver's vLLM stands for the rollout workers' (one image on the cluster)."""
+    """"nccl" or "file" for this run, printed with the rule that decided it (the field and value, or the vLLM
+    found); `rollout.weight_sync=nccl` where NCCL cannot work raises with the reason (a config that rules it out
+    is refused when read; the vLLM version is checked here). The driver's vLLM stands for the rollout workers'
+    (one image on the cluster)."""
     version = installed_vllm() if vllm_version is _INSTALLED else vllm_version
     mode, why = choose_sync(config, gpus=on_gpus(config), vllm_version=version)
     print(f"  weight sync: {mode} ({why})", flush=True)
