@@ -22,7 +22,8 @@ from tracer1.train.actors import actor_cpus, connect_ray, learner_ranks, make_ac
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_CONFIGS = sorted((ROOT / "configs").glob("gpu_*.yaml"))
-NO_PRESTART = {"prestart_worker_first_driver": False, "enable_worker_prestart": False}  # 192 declared CPUs
+# a raylet may prestart a Python worker per declared CPU (--num_prestart_python_workers): 192 a node is too many here
+NO_PRESTART = {"prestart_worker_first_driver": False, "enable_worker_prestart": False}
 
 
 def stand_in() -> type:
@@ -35,7 +36,7 @@ def stand_in() -> type:
 
         def where(self) -> tuple[str, tuple, float]:
             """(node id, GPU ids Ray gave it, the GPU share it holds)."""
-            held = ray.get_runtime_context().get_assigned_resources()
+            held = ray.get_runtime_context().get_assigned_resources()  # in a group: GPU_group_<bundle>_<group id>
             gpus = sum(v for k, v in held.items() if k == "GPU" or k.startswith("GPU_group_") and k.count("_") == 3)
             return ray.get_runtime_context().get_node_id(), tuple(ray.get_gpu_ids()), gpus
 
