@@ -148,9 +148,11 @@ def test_an_unknown_key_suggests_the_closest_real_one(tmp_path):
     assert "did you mean rollout.group_size?" in problems_of(files=[typo_in_file])
 
 
-def test_cluster_colocate_is_not_a_setting():
-    # It promised rollout engines taking turns on the learner's GPUs, which no code does: naming it is an error.
-    assert "cluster.colocate = True: unknown key" in problems_of(["cluster.colocate=true"])
+def test_cluster_colocate_is_a_yes_or_no_setting():
+    # the loops place engines in their ranks' bundles and put them to sleep for the update (tests/test_placement.py,
+    # tests/test_train_rl_colocate.py)
+    assert load_config(["cluster.colocate=true"]).cluster.colocate is True
+    assert "\n  cluster.colocate = " in problems_of(["cluster.colocate=sometimes"])
 
 
 def test_several_errors_are_reported_together():

@@ -163,3 +163,50 @@ def test_stage_3_places_environment_actors_instead_of_reward_actors():
     assert roles.count("env") == 3 and "reward" not in roles and "executor" not in roles
     assert all(x.devices == () for x in p.placed if x.demand.role == "env")  # CPU-only: envs and the a11y executor
     assert "env 0-2 (1 CPU each)" in p.render() and p.fits
+
+
+COLOCATED = ("cluster.colocate=true", "cluster.rollout.gpus=0.5", "rollout.num_workers=4", "rollout.weight_sync=file",
+             "rollout.gpu_memory_utilization=0.3")
+
+
+def test_colocated_engines_sit_on_their_ranks_gpus_and_count_once():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "stage=1", *COLOCATED)
+    assert p.fits, p.render()
+    assert layout(p) == {(0, g): [f"learner rank {g}", f"rollout {g}"] for g in range(4)}
+    assert all(x.colocated for x in p.placed if x.demand.role == "rollout")
+    text = p.render()
+    assert "placed actors take 4 GPUs" in text  # not 4 + 4 × 0.5: a shared GPU counts once
+    assert "rollout 0 (0.5 GPU), ≥ 17.5 GB [vllm] [colocated with learner rank 0: asleep during the update]" in text
+    assert "GPU 4            (idle)" in text
+    assert any(n.startswith("4 GPU(s) idle in stage 1, among them the 2 of stage 2's executors") for n in p.notes)
+    assert any("weight sync: the learner's state dict" in n for n in p.notes)
+    # stage 2: the executors take two of the GPUs the colocated engines left free
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "stage=2", *COLOCATED)
+    assert p.fits and layout(p)[(0, 4)] == ["executor 0"] and (0, 6) not in layout(p)
+
+
+def test_colocation_is_refused_where_it_cannot_work():
+    # the rank keeps its model states and reference while its engine runs (its activations, logits and sync gather
+    # only while the engine sleeps): 0.85 × 80 = 68 GB more does not fit one 80 GB GPU
+    p = plan("gpu_qwen3vl8b_1x8.yaml", *COLOCATED, "rollout.gpu_memory_utilization=0.85")
+    rank = next(x.demand for x in p.placed if x.demand.role == "learner")
+    kept = sum(t.gb for t in rank.memory_plan.terms if t.name in ("model states", "KL reference"))
+    assert 0 < kept < rank.memory_gb
+    assert any(m.startswith(f"cluster.colocate: a learner rank keeps {kept:.1f} GB on its GPU while its engine "
+                            "runs, and the engine takes 68.0 GB") and f"at most {(80 - kept) / 80:.2f}" in m
+               for m in p.problems), p.problems
+    p = plan("gpu_qwen3vl8b_1x8.yaml", *COLOCATED, "rollout.num_workers=5", "rollout.weight_sync=nccl",
+             "cluster.rollout.gpus=1")
+    problems = "\n".join(p.problems)
+    assert "rollout.num_workers (5) must be at most learner.num_ranks (4)" in problems
+    assert "NCCL cannot run a learner rank and a rollout engine on one GPU" in problems
+    assert "cluster.rollout.gpus (1) is a colocated engine's share" in problems
+    p = plan("gpu_qwen25vl7b_1x8.yaml", "cluster.colocate=true", "rollout.weight_sync=file")
+    assert any("needs rollout.tensor_parallel_size 1 (it is 2)" in m for m in p.problems)
+
+
+def test_without_colocation_stage_1_says_the_executor_gpus_stand_idle():
+    p = plan("gpu_qwen3vl8b_1x8.yaml", "stage=1")
+    assert p.fits and (0, 6) not in layout(p) and (0, 7) not in layout(p)
+    assert any(n.startswith("2 GPU(s) idle in stage 1, among them the 2 of stage 2's executors") for n in p.notes)
+    assert not any("idle in stage" in n for n in plan("gpu_qwen3vl8b_1x8.yaml", "stage=2").notes)

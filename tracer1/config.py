@@ -393,8 +393,11 @@ class ClusterConfig(Section):
     address: str | None = Field(
         None, description="Ray cluster address; null = $RAY_ADDRESS if set, else a local Ray")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK"] = Field(
-        "PACK", description="Ray placement-group strategy of the learner ranks' group (the other actors are "
-                            "placed by Ray's default scheduling)")
+        "PACK", description="Ray placement-group strategy of the learner ranks' group (the other actors go in "
+                            "per-node groups where the plan, `--plan`, puts them)")
+    colocate: bool = Field(
+        False, description="rollout engine i shares learner rank i's GPU (cluster.rollout.gpus: its fraction) and "
+                           "sleeps during the learner update; needs tensor_parallel_size 1 and the file weight sync")
     max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1 = forever)")
     max_task_retries: int = Field(
         3, ge=-1, description="times a work item is retried after its actor died (-1 = forever)")

@@ -135,6 +135,9 @@ def _safetensors_params(directory: Path) -> tuple[int, int] | None:
 
 # --- the plan ----------------------------------------------------------------------------------------------------
 
+RESIDENT = ("model states", "KL reference")
+
+
 @dataclass(frozen=True)
 class Term:
     name: str
@@ -158,6 +161,12 @@ class MemoryPlan:
     @property
     def total_gb(self) -> float:
         return sum(t.bytes for t in self.terms) / GB
+
+    @property
+    def resident_gb(self) -> float:
+        """What stays on the GPU between updates (model states, the KL reference): what a colocated engine shares
+        the device with; activations, logits and the sync gather exist only while the engine sleeps."""
+        return sum(t.bytes for t in self.terms if t.name in RESIDENT) / GB
 
     @property
     def fits(self) -> bool:

@@ -10,11 +10,23 @@ holds `rollout.tensor_parallel_size` GPUs of one node: its TP workers are proces
 `stage3.env_actors` CPU-only environment actors (stage 3). The driver is
 not a Ray actor: it runs where `ray job submit` starts it (the head node) and holds an evaluation engine on CPU.
 
-The simulation places roles in the order the loop creates them and the way Ray's scheduler does for these
-requests: the learner group first (PACK fills as few nodes as possible, SPREAD deals bundles round-robin,
-STRICT_PACK needs one node), then each actor on the first node with room (an actor's resources always come
-from one node; a fractional GPU shares one device; CPU-only actors prefer nodes without GPUs, as Ray does).
-A plan that fits here can still be fragmented differently by Ray in a cluster shared with other jobs.
+The plan is not only a forecast: the loops make it real (`tracer1.train.actors.place_actors`). They compute the
+same plan against the live cluster (`ray_nodes`) and create the learner ranks' placement group first, then one
+STRICT_PACK group per node and role, every bundle pinned to the node the plan chose (the `ray.io/node-id` label),
+so each actor lands where `--plan` against that cluster says. The simulation places roles in that order: the
+learner group first (PACK fills as few nodes as possible, SPREAD deals bundles round-robin, STRICT_PACK needs one
+node), then each actor on the first node with room (an actor's resources always come from one node; a fractional
+GPU shares one device; CPU-only actors prefer nodes without GPUs). Ray picks the GPU indices inside a node; the
+plan's indices show which GPUs are shared or idle.
+
+`cluster.colocate`: rollout engine i lives in learner rank i's bundle and takes `cluster.rollout.gpus` (a
+fraction) of the rank's GPU; the loop puts the engines to sleep for the learner update (vLLM sleep mode), so the
+rank has the GPU's memory then and the engine has `rollout.gpu_memory_utilization` of it while the rank's states
+stay resident. Colocated engines take no GPU of their own. In stages 1 and 3 no executor actor runs: the plan
+says how many of the GPUs sized for stage 2's executors stand idle (they are not lent to extra rollout engines:
+the number of rollout workers decides which worker streams which Parquet shard and each worker's sampling
+stream, so it stays `rollout.num_workers`, the same for a fresh and a resumed run; raise it for a stage-1 run to
+use them).
 
 Memory check (`tracer1.memory`): a learner rank's peak — DeepSpeed's model-state estimate, the KL reference,
 activations, the completion logits, the weight-sync bucket — within 90% of its GPU memory; a vLLM engine's
@@ -39,6 +51,7 @@ class Node:
     gpus: int
     gpu_memory_gb: float | None = None
     head: bool = False
+    node_id: str | None = None  # Ray's id of a live node (what the loop pins placement-group bundles to)
     free_cpus: float = field(init=False)
     free_gpu: list[float] = field(init=False)  # per device: the unused fraction (Ray splits a GPU by fractions)
 
@@ -90,6 +103,7 @@ class Placed:
     demand: Demand
     node: int
     devices: tuple[int, ...]
+    colocated: bool = False  # cluster.colocate: a rollout engine inside its learner rank's bundle, on its GPU
 
 
 @dataclass
@@ -107,7 +121,7 @@ class Plan:
 
     def render(self) -> str:
         lines = [f"placement plan for stage {self.stage}, against {self.source}"]
-        need_gpus = sum(p.demand.gpus for p in self.placed)
+        need_gpus = sum(p.demand.gpus for p in self.placed if not p.colocated)  # a shared GPU counts once
         lines.append(f"  cluster: {len(self.nodes)} node(s), {sum(n.gpus for n in self.nodes)} GPUs, "
                      f"{sum(n.cpus for n in self.nodes):g} CPUs; placed actors take {need_gpus:g} GPUs, "
                      f"{sum(p.demand.cpus for p in self.placed):g} CPUs")
@@ -140,7 +154,8 @@ def _gpu_user(p: Placed) -> str:
     share = f" ({d.gpus:g} GPU)" if d.gpus < 1 else (f" (TP {int(d.gpus)}, GPUs {_ranges(p.devices)})"
                                                      if d.gpus > 1 else "")
     peak = f", {d.memory_gb:.1f} GB{' per GPU' if d.gpus > 1 else ''}" if d.memory_gb is not None else ""
-    return f"{d.label}{share}{peak}{f' [{d.detail}]' if d.detail else ''}"
+    shared = f" [colocated with learner rank {d.index}: asleep during the update]" if p.colocated else ""
+    return f"{d.label}{share}{peak}{f' [{d.detail}]' if d.detail else ''}{shared}"
 
 
 def _ranges(values: Sequence[int]) -> str:
@@ -219,7 +234,7 @@ def _with_memory(demand: Demand, plan: memory.MemoryPlan | None) -> Demand:
 def _engine_check(role: str, engine: str, tp: int, gpus: float, problems: list[str]) -> None:
     """GPUs of a vLLM engine must match its tensor parallelism (its TP workers use the GPUs Ray gives the actor)."""
     section = "rollout" if role == "rollout" else "executor"
-    if engine == "vllm" and gpus > 0 and tp != gpus:
+    if engine == "vllm" and gpus > 0 and tp != max(gpus, 1):  # a fraction of one GPU is TP 1
         problems.append(f"cluster.{role}.gpus is {gpus:g} but {section}.tensor_parallel_size is {tp}: a vLLM engine's "
                         f"{tp} tensor-parallel workers run on the GPUs Ray gives its actor, so ask for {tp}")
     if engine == "vllm" and gpus == 0 and tp > 1:
@@ -243,14 +258,16 @@ def ray_nodes(config) -> list[Node]:
     memory, so `cluster.nodes.gpu_memory_gb` is assumed for every GPU."""
     import ray  # noqa: PLC0415 — only when planning against a live cluster
 
+    def order(n: dict) -> tuple:  # the head first, then a fixed order, so --plan and the loop see the same list
+        return "node:__internal_head__" not in n.get("Resources", {}), n.get("NodeManagerAddress", ""), n["NodeID"]
+
     nodes = []
-    for info in sorted((n for n in ray.nodes() if n.get("Alive")), key=lambda n: "node:__internal_head__"
-                       not in n.get("Resources", {})):
+    for info in sorted((n for n in ray.nodes() if n.get("Alive")), key=order):
         res = info.get("Resources", {})
         gpus = int(res.get("GPU", 0))
-        nodes.append(Node(f"{info.get('NodeManagerAddress', '?')}", res.get("CPU", 0.0), gpus,
+        nodes.append(Node(f"{info.get('NodeManagerAddress', '?')} {info['NodeID'][:8]}", res.get("CPU", 0.0), gpus,
                           config.cluster.nodes.gpu_memory_gb if gpus else None,
-                          head="node:__internal_head__" in res))
+                          head="node:__internal_head__" in res, node_id=info["NodeID"]))
     return nodes
 
 
@@ -279,10 +296,21 @@ def plan_placement(config, nodes: list[Node], source: str) -> Plan:
         plan.problems.append("no nodes: state the cluster in cluster.nodes (count, cpus, gpus) or connect to Ray "
                              "(cluster.address / RAY_ADDRESS)")
         return plan
+    plan.problems += colocation_problems(config)
     learners = [d for d in wanted if d.role == "learner"]
-    _place_group(plan, learners, config.cluster.placement_strategy)
+    engines = [d for d in wanted if d.role == "rollout"] if config.cluster.colocate else []
+    # a colocated engine's CPUs are part of its rank's bundle, which must fit on one node with them
+    bundles = [replace(d, cpus=d.cpus + (engines[d.index].cpus if d.index < len(engines) else 0)) for d in learners]
+    _place_group(plan, bundles, config.cluster.placement_strategy)
+    ranks = {p.demand.index: p for p in plan.placed if p.demand.role == "learner"}
+    for p in ranks.values():
+        p.demand = learners[p.demand.index]
+    for d in engines:  # on its rank's node and GPU, taking nothing more there
+        if d.index in ranks:
+            plan.placed.append(Placed(d, ranks[d.index].node, ranks[d.index].devices, colocated=True))
+            _check_shared_gpu(plan, config, ranks[d.index].demand, d)
     for d in wanted:
-        if d.role == "learner":
+        if d.role == "learner" or d in engines:
             continue
         order = range(len(nodes))
         if d.gpus == 0:  # Ray keeps CPU-only work off GPU nodes while other nodes have room
@@ -294,9 +322,53 @@ def plan_placement(config, nodes: list[Node], source: str) -> Plan:
         else:
             plan.problems.append(f"{d.label} needs {d.cpus:g} CPU and {d.gpus:g} GPU on one node; left after the "
                                  f"actors before it: {_free(nodes)}")
-    _add_totals_problem(plan, wanted)
+    _add_totals_problem(plan, [d for d in wanted if d not in engines])  # colocated engines add no GPU
     _add_notes(plan, config)
     return plan
+
+
+def colocation_problems(config) -> list[str]:
+    """What `cluster.colocate` needs: at most one engine per learner rank, each on one GPU (Ray gives an actor a
+    fraction of one GPU, not of several, so no tensor parallelism), a share of the rank's GPU, and the file weight
+    sync (NCCL cannot run a learner rank and an engine on one GPU)."""
+    c, r, ranks = config.cluster, config.rollout, config.learner.num_ranks
+    if not c.colocate:
+        return []
+    out = []
+    if r.num_workers > ranks:
+        out.append(f"cluster.colocate puts rollout engine i in learner rank i's bundle, so rollout.num_workers "
+                   f"({r.num_workers}) must be at most learner.num_ranks ({ranks})")
+    if r.tensor_parallel_size > 1:
+        out.append(f"cluster.colocate needs rollout.tensor_parallel_size 1 (it is {r.tensor_parallel_size}): an "
+                   "engine shares one GPU with its rank, and Ray gives an actor a fraction of one GPU only")
+    if c.learner.gpus > 1:
+        out.append(f"cluster.colocate needs cluster.learner.gpus at most 1 (it is {c.learner.gpus:g}): each rank "
+                   "shares its one GPU with its engine")
+    if (c.rollout.gpus > 0) if c.learner.gpus == 0 else not 0 < c.rollout.gpus < c.learner.gpus:
+        out.append(f"cluster.colocate: cluster.rollout.gpus ({c.rollout.gpus:g}) is a colocated engine's share of "
+                   f"its rank's GPU, so it must lie strictly between 0 and cluster.learner.gpus "
+                   f"({c.learner.gpus:g}), e.g. 0.5 (0 when the learner has no GPU)")
+    if r.weight_sync == "nccl":
+        out.append("cluster.colocate with rollout.weight_sync=nccl: NCCL cannot run a learner rank and a rollout "
+                   "engine on one GPU; use rollout.weight_sync auto or file (colocated engines load weights from "
+                   "the learner's state dict)")
+    return out
+
+
+def _check_shared_gpu(plan: Plan, config, learner: Demand, engine: Demand) -> None:
+    """A colocated engine runs while its rank's states stay on the GPU (the engine sleeps during the update, not
+    the rank during the rollout): both must fit one device at once. Counted once per shared GPU, not twice."""
+    gpu_gb, r = config.cluster.nodes.gpu_memory_gb, config.rollout
+    if learner.memory_gb is None or config.cluster.learner.gpus == 0 or engine.index > 0:
+        return  # every pair is alike: one message
+    awake = r.gpu_memory_utilization * gpu_gb if r.engine == "vllm" else engine.memory_gb or 0.0
+    kept = learner.memory_plan.resident_gb if learner.memory_plan is not None else learner.memory_gb
+    if kept + awake > config.cluster.learner.gpus * gpu_gb:
+        plan.problems.append(f"cluster.colocate: a learner rank keeps {kept:.1f} GB on its GPU while "
+                             f"its engine runs, and the engine takes {awake:.1f} GB (rollout.gpu_memory_utilization "
+                             f"{r.gpu_memory_utilization:g} of {gpu_gb:g} GB): lower gpu_memory_utilization to at "
+                             f"most {max(0.0, (gpu_gb - kept) / gpu_gb):.2f} or shrink the rank's "
+                             "share (more learner.num_ranks, learner.offload_optimizer)")
 
 
 def _place_group(plan: Plan, bundles: list[Demand], strategy: str) -> None:
@@ -373,13 +445,24 @@ def _add_notes(plan: Plan, config) -> None:
     if len({p.node for p in plan.placed} | learner_nodes) > 1:
         plan.notes.append(f"several nodes: logging.out_dir ({config.logging.out_dir}) must be storage every node "
                           "mounts (learner ranks write checkpoint parts there; resume reads them back)")
-    if r.engine == "vllm" and config.cluster.learner.gpus > 0 and config.cluster.rollout.gpus > 0:
+    if config.cluster.colocate:
+        plan.notes.append("colocated: each rollout engine shares its learner rank's GPU and sleeps during the "
+                          "update; weight sync: the learner's state dict through update_weights (NCCL cannot run "
+                          "two ranks on one GPU)")
+    elif r.engine == "vllm" and config.cluster.learner.gpus > 0 and config.cluster.rollout.gpus > 0:
         bucket = f"{r.weight_sync_bucket_mb} MB buckets"
         plan.notes.append({"auto": f"weight sync: NCCL broadcast in {bucket} where the cluster's vLLM is a supported "
                                    "version (tracer1.engines.weight_sync), else the safetensors file path",
                            "nccl": f"weight sync: NCCL broadcast in {bucket}; the cluster's vLLM must be a supported "
                                    "version (tracer1.engines.weight_sync)",
                            "file": "weight sync: safetensors file through update_weights"}[r.weight_sync])
+    idle = sum(sum(n.free_gpu) for n in plan.nodes)
+    lent = config.executor.num_actors * config.cluster.executor.gpus
+    if config.stage in (1, 3) and lent and idle:
+        plan.notes.append(f"{idle:g} GPU(s) idle in stage {config.stage}, among them the {lent:g} of stage 2's "
+                          f"executors (executor.num_actors {config.executor.num_actors}): not lent to extra rollout "
+                          "engines, since the number of rollout workers fixes which worker streams which shard and "
+                          "each worker's sampling stream; to use them, raise rollout.num_workers for this stage")
     if config.stage != 2 and config.executor.kind == "vlm":
         plan.notes.append("stage 2 adds executor.num_actors executors (cluster.executor each); plan it with stage=2")
 

@@ -11,7 +11,8 @@ With `data.train_shards` each worker also draws its own samples (`rollout_own`):
 `WorkerShardReader` over its range of the Parquet shards and returns the samples with their groups, so the driver
 never loads the training data (tracer1.train.data_source keeps the per-worker cursors). With
 `rollout.weight_sync=nccl` its vLLM engine's workers join the learner's NCCL group (`join_weight_group`) and
-receive the weights through vLLM's weight-transfer engine (`receive_weights`; tracer1.engines.weight_sync).
+receive the weights through vLLM's weight-transfer engine (`receive_weights`; tracer1.engines.weight_sync). With
+`cluster.colocate` the loop puts its engine to sleep for the learner update (`sleep`, `wake`).
 """
 
 from __future__ import annotations
@@ -123,6 +124,15 @@ class RolloutWorker:
         self.engine.update_weights(state)
         self.weights_version = self.weights_version + 1 if version is None else version
         return self.weights_version
+
+    def sleep(self) -> None:
+        """`cluster.colocate`: release the engine's GPU memory while the learner updates on the same GPU (vLLM
+        sleep mode; the transformers engine moves its weights to CPU; a no-op on CPU)."""
+        self.engine.sleep()
+
+    def wake(self) -> None:
+        """Take the memory back (before the weight sync and the next rollout)."""
+        self.engine.wake()
 
     def join_weight_group(self, address: str, port: int, rank_offset: int, world_size: int) -> None:
         """NCCL sync: every worker process of this vLLM engine joins the learner's weight group, at ranks

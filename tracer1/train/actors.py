@@ -1,5 +1,12 @@
 """Ray plumbing of the RL loop, kept out of the loop file: connecting to (or starting) Ray, making actors from the
-plain worker classes, placing the learner ranks, and calling a pool of actors on shards of a batch with retries.
+plain worker classes, placing them where the plan says, and calling a pool of actors on shards of a batch with
+retries.
+
+Placement: `place_actors` computes the plan of `tracer1.placement` against this Ray cluster (what `--plan` prints
+there) and makes it real, in its order: the learner ranks' placement group first (`cluster.placement_strategy`),
+then one STRICT_PACK group per node and role, each bundle pinned to its planned node by the `ray.io/node-id`
+label; `Placement.options(role, i)` is actor i's scheduling strategy. With `cluster.colocate` rollout engine i
+shares learner rank i's bundle (and GPU), and `engines_asleep` frees the engines' GPU memory for the update.
 
 Failure handling: rollout, executor and reward actors are restarted by Ray (`cluster.max_restarts`); a call whose
 actor died, or that ran past its deadline (executor calls: `executor.deadline_s` per item; the actor is then
@@ -20,10 +27,9 @@ from dataclasses import dataclass
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from tracer1.metrics import configure_logging
-from tracer1.train.batch import split_evenly
 
 PLACEMENT_TIMEOUT_S = 600.0
 RESTART_WAIT_S = 300.0
@@ -111,9 +117,100 @@ def make_actor(cls, resources, config, *, restartable: bool = True, **options):
     timed = type(cls.__name__, (Timed, LogLevel, TorchThreads, cls),
                  {"__module__": cls.__module__, "__doc__": cls.__doc__, "torch_threads": resources.threads,
                   "log_level": config.logging.level})
-    return ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus,
-                      max_restarts=config.cluster.max_restarts if restartable else 0, max_task_retries=0,
-                      **options)(timed)
+    return ray.remote(**{"num_cpus": resources.cpus, "num_gpus": resources.gpus,
+                         "max_restarts": config.cluster.max_restarts if restartable else 0, "max_task_retries": 0,
+                         **options})(timed)
+
+
+NODE_LABEL = "ray.io/node-id"  # the label Ray gives every node: a bundle that selects it lands on that node
+
+
+def _bundle(cpus: float, gpus: float) -> dict:
+    return {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+
+
+class Placement:
+    """The plan's placement groups, made in the plan's order; `options(role, i)` schedules actor i of a role
+    (learner, rollout, executor, reward, env) into its bundle."""
+
+    def __init__(self, config, plan, owned: list):
+        self.plan, c = plan, config.cluster
+        by_role: dict[str, list] = {}
+        for p in plan.placed:
+            by_role.setdefault(p.demand.role, []).append(p)
+        self.where: dict[tuple[str, int], dict] = {}
+        groups = []
+        ranks = sorted(by_role.get("learner", []), key=lambda p: p.demand.index)
+        engines = {p.demand.index: p for p in by_role.get("rollout", []) if p.colocated}
+        if ranks:  # first, as the plan places it
+            bundles = [_bundle(c.learner.cpus + (c.rollout.cpus if p.demand.index in engines else 0), c.learner.gpus)
+                       for p in ranks]
+            group = self._group(bundles, [p.node for p in ranks], c.placement_strategy, owned)
+            groups.append(group)
+            for r, p in enumerate(ranks):
+                shares = p.demand.index in engines and c.learner.gpus > 0  # the engine takes its part of the GPU
+                self.where[("learner", r)] = {"scheduling_strategy": self._in(group, r),
+                                              **({"num_gpus": c.learner.gpus - c.rollout.gpus} if shares else {})}
+            for r in engines:
+                self.where[("rollout", r)] = {"scheduling_strategy": self._in(group, r)}
+        rest: dict[tuple[int, str], list] = {}  # (node, role) -> its actors, in the plan's order
+        for p in plan.placed:
+            if p.demand.role != "learner" and not p.colocated:
+                rest.setdefault((p.node, p.demand.role), []).append(p)
+        for (node, role), placed in rest.items():
+            bundles = [_bundle(p.demand.cpus, p.demand.gpus) for p in placed]
+            if not any(v for b in bundles for v in b.values()):  # Ray refuses empty bundles: pin to the node
+                for p in placed:
+                    self.where[(role, p.demand.index)] = {"scheduling_strategy": NodeAffinitySchedulingStrategy(
+                        plan.nodes[node].node_id, soft=False)}
+                continue
+            group = self._group(bundles, [node] * len(placed), "STRICT_PACK", owned)
+            groups.append(group)
+            for i, p in enumerate(placed):
+                self.where[(role, p.demand.index)] = {"scheduling_strategy": self._in(group, i)}
+        ready, pending = ray.wait([g.ready() for g in groups], num_returns=len(groups),
+                                  timeout=PLACEMENT_TIMEOUT_S) if groups else ([], [])
+        if pending:
+            raise RuntimeError(f"{len(pending)} of {len(groups)} placement groups were not ready within "
+                               f"{PLACEMENT_TIMEOUT_S:g} s (other jobs on the cluster?); the plan:\n{plan.render()}")
+
+    def _group(self, bundles: list[dict], nodes: list[int], strategy: str, owned: list) -> PlacementGroup:
+        group = placement_group(bundles, strategy=strategy, bundle_label_selector=[
+            {NODE_LABEL: self.plan.nodes[n].node_id} for n in nodes])
+        owned.append(group)
+        return group
+
+    @staticmethod
+    def _in(group: PlacementGroup, index: int) -> PlacementGroupSchedulingStrategy:
+        return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
+
+    def options(self, role: str, index: int) -> dict:
+        """Ray actor options that put actor `index` of `role` where the plan does."""
+        return self.where[(role, index)]
+
+
+def place_actors(config, owned: list) -> Placement:
+    """The plan against this Ray cluster (`python -m tracer1.run --plan` run there prints it), made real; a plan
+    that does not fit stops the run before any actor starts, with the plan's reasons."""
+    from tracer1.placement import plan_placement, ray_nodes  # noqa: PLC0415 — placement imports this module
+
+    plan = plan_placement(config, ray_nodes(config), "the Ray cluster this run is on")
+    if not plan.fits:
+        raise RuntimeError(f"the run's actors do not fit this Ray cluster:\n{plan.render()}")
+    return Placement(config, plan, owned)
+
+
+@contextmanager
+def engines_asleep(rollouts: list, config):
+    """`cluster.colocate`: the rollout engines release their GPU memory (vLLM sleep mode) while the learner updates
+    on the same GPUs, and take it back after, before the weight sync. Without colocation: nothing."""
+    if config.cluster.colocate:
+        ray.get([w.sleep.remote() for w in rollouts])
+    try:
+        yield
+    finally:
+        if config.cluster.colocate:
+            ray.get([w.wake.remote() for w in rollouts])
 
 
 def wait_until_placed(actors: list, config) -> None:
@@ -139,26 +236,33 @@ def _rendezvous() -> tuple[str, int]:
     return host, free_port(host if host not in ("", "0.0.0.0") else "127.0.0.1")
 
 
-def learner_ranks(cls, config, *args, owned: list, **kwargs) -> list:
-    """`learner.num_ranks` rank actors in one placement group (`cluster.placement_strategy`), joined into one
-    torch.distributed group whose rendezvous is on rank 0's node. Ranks are not restarted: a learner that died
-    lost its optimizer state, and the run resumes from its last checkpoint instead."""
+def learner_ranks(cls, config, *args, owned: list, placement: Placement | None = None, **kwargs) -> list:
+    """`learner.num_ranks` rank actors in the placement group `placement` made for them (without one: a group of
+    their own, `cluster.placement_strategy`, wherever Ray puts it — for callers whose only actors are ranks),
+    joined into one torch.distributed group whose rendezvous is on rank 0's node. Ranks are not restarted: a
+    learner that died lost its optimizer state, and the run resumes from its last checkpoint instead."""
     world = config.learner.num_ranks
     res = config.cluster.learner
-    bundle = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
-    group = placement_group([bundle] * world, strategy=config.cluster.placement_strategy)
-    owned.append(group)
-    ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)
-    if not ready:
-        raise RuntimeError(f"the {world} learner ranks ({bundle} each, {config.cluster.placement_strategy}) could "
-                           f"not be placed within {PLACEMENT_TIMEOUT_S:g} s; cluster has {ray.cluster_resources()}")
-    on = [PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=r) for r in range(world)]
-    addr, port = ray.get(_rendezvous.options(scheduling_strategy=on[0]).remote())
+    if placement is not None:
+        options = [placement.options("learner", r) for r in range(world)]
+    else:
+        bundle = _bundle(res.cpus, res.gpus)
+        group = placement_group([bundle] * world, strategy=config.cluster.placement_strategy)
+        owned.append(group)
+        ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)
+        if not ready:
+            raise RuntimeError(f"the {world} learner ranks ({bundle} each, {config.cluster.placement_strategy}) "
+                               f"could not be placed within {PLACEMENT_TIMEOUT_S:g} s; cluster has "
+                               f"{ray.cluster_resources()}")
+        options = [{"scheduling_strategy": Placement._in(group, r)} for r in range(world)]
+    addr, port = ray.get(_rendezvous.options(scheduling_strategy=options[0]["scheduling_strategy"]).remote())
     rank_cls = make_actor(cls, res, config, restartable=False)
-    ranks = [rank_cls.options(scheduling_strategy=on[r]).remote(*args, **kwargs, rank=r, world_size=world,
-                                                                 master_addr=addr, master_port=port)
+    ranks = [rank_cls.options(**options[r]).remote(*args, **kwargs, rank=r, world_size=world, master_addr=addr,
+                                                    master_port=port)
              for r in range(world)]
     owned.extend(ranks)
+    if config.cluster.colocate:  # the ranks hold their GPU memory before colocated engines size theirs
+        wait_until_placed(ranks, config)
     return ranks
 
 
@@ -230,6 +334,8 @@ def call_pool(workers: Sequence, method: str, items: list, *, retries: int, labe
     """`method` on each worker with an even, in-order share of `items`; the answers concatenated in item order.
     With `item_deadline_s`, a call of n items that takes longer than n × item_deadline_s is retried on its
     restarted actor (`call_actors`)."""
+    from tracer1.train.batch import split_evenly  # noqa: PLC0415 — torch; actor processes import this module
+
     shards = [items[s] for s in split_evenly(len(items), len(workers)) if s.stop > s.start]
     what = [f"{len(shard)} items from {label(shard[0])}" for shard in shards]
     deadlines = [len(shard) * item_deadline_s for shard in shards] if item_deadline_s else None

@@ -41,7 +41,9 @@ from tracer1.models.loading import load_planner, load_weights
 from tracer1.report.text import planact_summary
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, set_rng_state
-from tracer1.train.actors import call_actors, learner_ranks, make_actor, ray_session, wait_until_placed
+from tracer1.train.actors import (
+    call_actors, engines_asleep, learner_ranks, make_actor, place_actors, ray_session, wait_until_placed,
+)
 from tracer1.train.batch import episode_batches
 from tracer1.train.checkpoints import policy_dir, stage_start, write_checkpoint
 from tracer1.train.curriculum import Curriculum, ReplayBuffer, episode_return, group_specs, task_families
@@ -71,18 +73,18 @@ def train_planact(config, run_dir: Path) -> int:
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config, prefix="stage3/") as log:
         cl, sync_mode = config.cluster, select_weight_sync(config)
         first = state.get("step", 0) + 1
-        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(str(policy), config,
-                                                                          weights_version=first - 1,
-                                                                          weight_sync=sync_mode)
-                    for _ in range(config.rollout.num_workers)]
-        limit = MINIWOB_TIME_LIMIT_MS if config.env.name == "miniwob" else None
-        envs = [make_actor(EnvWorker, cl.env, config).remote(config.env, config.executor, config.reward,
-                                                             slots=s3.envs_per_actor, horizon=config.horizon,
-                                                             align=s3.align_weight > 0, time_limit_ms=limit)
-                for _ in range(s3.env_actors)]
-        owned += [*rollouts, *envs]
+        placement = place_actors(config, owned)  # where `--plan` puts each actor; groups in the plan's order
+        at = placement.options
         learners = learner_ranks(with_weight_sender(LearnerWorker, sync_mode), config, str(policy), config,
-                                 reference_dir=str(planner), owned=owned)
+                                 reference_dir=str(planner), owned=owned, placement=placement)
+        rollouts = [make_actor(RolloutWorker, cl.rollout, config, **at("rollout", i)).remote(
+                        str(policy), config, weights_version=first - 1, weight_sync=sync_mode)
+                    for i in range(config.rollout.num_workers)]
+        limit = MINIWOB_TIME_LIMIT_MS if config.env.name == "miniwob" else None
+        envs = [make_actor(EnvWorker, cl.env, config, **at("env", i)).remote(
+                    config.env, config.executor, config.reward, slots=s3.envs_per_actor, horizon=config.horizon,
+                    align=s3.align_weight > 0, time_limit_ms=limit) for i in range(s3.env_actors)]
+        owned += [*rollouts, *envs]
         wait_until_placed([*rollouts, *envs, *learners], config)
         if resume:
             ray.get([r.load_checkpoint.remote(str(resume), rng) for r, rng in zip(learners, state["learner_rng"])])
@@ -155,8 +157,9 @@ def train_planact(config, run_dir: Path) -> int:
             t_play = time.perf_counter() - t0
             metrics, t0 = {}, time.perf_counter()
             if micro:
-                out = call_actors([(r, (micro[i * per_rank:(i + 1) * per_rank],)) for i, r in enumerate(learners)],
-                                  "step", retries=0)
+                with engines_asleep(rollouts, config):  # cluster.colocate: the update has the GPUs' memory
+                    out = call_actors([(r, (micro[i * per_rank:(i + 1) * per_rank],))
+                                       for i, r in enumerate(learners)], "step", retries=0)
                 metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
             t_learn, t0 = time.perf_counter() - t0, time.perf_counter()
             if micro:

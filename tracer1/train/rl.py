@@ -40,7 +40,9 @@ from tracer1.report.text import summary_table
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, set_rng_state
-from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor, ray_session, wait_until_placed
+from tracer1.train.actors import (
+    call_actors, call_pool, engines_asleep, learner_ranks, make_actor, place_actors, ray_session, wait_until_placed,
+)
 from tracer1.train.assets import load_split
 from tracer1.train.batch import training_batches
 from tracer1.train.checkpoints import stage_start, write_checkpoint
@@ -74,19 +76,21 @@ def train_rl(config, run_dir: Path) -> int:
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config,
                                                      prefix=f"stage{stage}/") as log:
         cl, sync_mode = config.cluster, select_weight_sync(config)  # NCCL on GPUs where it can, else the file path
-        rollouts = [make_actor(RolloutWorker, cl.rollout, config).remote(
+        placement = place_actors(config, owned)  # where `--plan` puts each actor; groups in the plan's order
+        at = placement.options
+        learners = learner_ranks(with_weight_sender(LearnerWorker, sync_mode), config, str(policy), config,
+                                 reference_dir=str(planner), owned=owned, placement=placement)
+        rollouts = [make_actor(RolloutWorker, cl.rollout, config, **at("rollout", i)).remote(
                         str(policy), config, weights_version=first - 1, weight_sync=sync_mode, **data.worker_options(i))
                     for i in range(config.rollout.num_workers)]
-        scorers = [make_actor(RewardWorker, cl.reward, config).remote(config.reward, horizon=config.horizon,
-                                                                      stage=stage)
-                   for _ in range(config.reward.num_actors)]
+        scorers = [make_actor(RewardWorker, cl.reward, config, **at("reward", i)).remote(
+                       config.reward, horizon=config.horizon, stage=stage) for i in range(config.reward.num_actors)]
         executing = LiveExecutorWorker if config.env.grounding == "online" else ExecutorWorker  # live env or not
         grounder = {"dtype": config.model.dtype, "seed": config.seed}  # a VLM executor's grounding model
-        executors = ([make_actor(executing, cl.executor, config).remote(config.executor, config.env, **grounder)
-                      for _ in range(config.executor.num_actors)] if stage == 2 else [])
+        executors = ([make_actor(executing, cl.executor, config, **at("executor", i)).remote(
+                          config.executor, config.env, **grounder) for i in range(config.executor.num_actors)]
+                     if stage == 2 else [])
         owned += [*rollouts, *scorers, *executors]
-        learners = learner_ranks(with_weight_sender(LearnerWorker, sync_mode), config, str(policy), config,
-                                 reference_dir=str(planner), owned=owned)
         wait_until_placed([*rollouts, *scorers, *executors, *learners], config)
         if resume:
             ray.get([r.load_checkpoint.remote(str(resume), rng) for r, rng in zip(learners, state["learner_rng"])])
@@ -132,8 +136,9 @@ def train_rl(config, run_dir: Path) -> int:
             micro, stats = training_batches(bundle, groups, rewards, alg, accumulation=per_rank * len(learners))
             metrics = {}
             if micro:  # rank r takes micro-batches [r·k, (r+1)·k); DeepSpeed averages their gradients
-                out = call_actors([(r, (micro[i * per_rank:(i + 1) * per_rank],)) for i, r in enumerate(learners)],
-                                  "step", retries=0)
+                with engines_asleep(rollouts, config):  # cluster.colocate: the update has the GPUs' memory
+                    out = call_actors([(r, (micro[i * per_rank:(i + 1) * per_rank],))
+                                       for i, r in enumerate(learners)], "step", retries=0)
                 metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
             done("learner", out if micro else None)
             if micro:  # weights changed: every rollout worker gets them before the next step
