@@ -187,7 +187,8 @@ def demands(config) -> tuple[list[Demand], list[str]]:
     _engine_check("rollout", r.engine, r.tensor_parallel_size, c.rollout.gpus, problems)
     rollout_mem = memory.engine_memory(
         "rollout engine", "rollout", config, planner, engine=r.engine, tp=r.tensor_parallel_size, gpus=c.rollout.gpus,
-        utilization=r.gpu_memory_utilization, max_model_len=config.model.max_prompt_tokens + r.max_new_tokens) \
+        utilization=r.gpu_memory_utilization,
+        max_model_len=r.max_model_len or config.model.max_prompt_tokens + r.max_new_tokens) \
         if planner and c.rollout.gpus > 0 else None
     out += [_with_memory(Demand("rollout", i, c.rollout.cpus, c.rollout.gpus, None, r.engine), rollout_mem)
             for i in range(r.num_workers)]
@@ -329,8 +330,8 @@ def plan_placement(config, nodes: list[Node], source: str) -> Plan:
 
 def colocation_problems(config) -> list[str]:
     """What `cluster.colocate` needs: at most one engine per learner rank, each on one GPU (Ray gives an actor a
-    fraction of one GPU, not of several, so no tensor parallelism), a share of the rank's GPU, and the file weight
-    sync (NCCL cannot run a learner rank and an engine on one GPU)."""
+    fraction of one GPU, not of several, so no tensor parallelism) and a share of the rank's GPU. (A forced NCCL
+    weight sync is refused when the config is read: `tracer1.engines.weight_sync.nccl_blocker`.)"""
     c, r, ranks = config.cluster, config.rollout, config.learner.num_ranks
     if not c.colocate:
         return []
@@ -348,10 +349,6 @@ def colocation_problems(config) -> list[str]:
         out.append(f"cluster.colocate: cluster.rollout.gpus ({c.rollout.gpus:g}) is a colocated engine's share of "
                    f"its rank's GPU, so it must lie strictly between 0 and cluster.learner.gpus "
                    f"({c.learner.gpus:g}), e.g. 0.5 (0 when the learner has no GPU)")
-    if r.weight_sync == "nccl":
-        out.append("cluster.colocate with rollout.weight_sync=nccl: NCCL cannot run a learner rank and a rollout "
-                   "engine on one GPU; use rollout.weight_sync auto or file (colocated engines load weights from "
-                   "the learner's state dict)")
     return out
 
 
