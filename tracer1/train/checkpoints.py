@@ -188,6 +188,10 @@ class BackgroundCopy:
             try:
                 copy_tree(local, shared)
                 shutil.rmtree(local)
+                try:
+                    local.parent.rmdir()  # the step's local directory, once the node's last rank is done
+                except OSError:
+                    pass
             except BaseException as e:  # reported by done()
                 self._error = e
 
