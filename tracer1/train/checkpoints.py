@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from tracer1.atomic import save_json_atomic
 
 STATE_FILE = "trainer_state.json"
@@ -169,7 +171,7 @@ class CheckpointWriter:
         tmp, state, t0 = self.pending
         self.pending = None
         final = _finish(self.run_dir, tmp, state, self.keep_last)
-        print(f"  checkpoint {final.name} complete, {time.perf_counter() - t0:.1f} s after it began")
+        tqdm.write(f"  checkpoint {final.name} complete, {time.perf_counter() - t0:.1f} s after it began")
         return final
 
 
