@@ -16,7 +16,10 @@ not wait for it (`CheckpointWriter`): each learner rank writes its part to `chec
 (fast local disk), returns, and copies it into the shared `.step-*.tmp` on a thread (`BackgroundCopy`) while
 training goes on. The driver finishes the checkpoint — state file, rename, pruning — only once every rank says its
 copy is done, so the rule above still holds: a checkpoint whose copy has not finished is a `.tmp`, never a
-`step-*`. At most one is in flight: the next save, and the end of the run, wait for it first.
+`step-*`. At most one is in flight: the next save, and the end of the run, wait for it first. (DeepSpeed 0.19's
+decoupled checkpoint engine is not used: it covers only DeepSpeed's files, not the policy export or the completion
+marker, writes straight to the shared storage from a process it spawns inside each rank, and fails a commit that
+takes over 300 s, which ~100 GB to EFS does.)
 """
 
 from __future__ import annotations
