@@ -122,6 +122,7 @@ bench: $(STAMP) $(VLLM_STAMP) $(BENCH_STAMP)
 	TRACER1_BENCH_PYTHON=$(BENCH_PY) $(PY) bench/trl_grpo.py
 	$(PY) bench/rollout_overhead.py
 	$(PY) bench/rollout_scaling.py
+	$(PY) bench/checkpoint_stall.py
 	TRACER1_VLLM_PYTHON=$(VLLM_PY) $(PY) bench/weight_sync.py
 
 # The GPU path's smoke test (scripts/gpu_smoke.py), one line per check: on a GPU machine, in an environment with the

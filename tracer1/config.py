@@ -438,6 +438,13 @@ class CheckpointConfig(Section):
     init_from: str | None = Field(
         None, description="weights to start from (checkpoint dir, or run dir = its newest); stage 2 starts "
                           "from stage 1's")
+    async_write: bool = Field(
+        False, description="learner ranks write step checkpoints to local_dir, then copy them to the run directory "
+                           "in the background while training goes on (one in flight; complete once all copies are)")
+    local_dir: str = Field(
+        "/tmp/tracer1-checkpoints", pattern=r"^/",
+        description="async_write: absolute node-local directory (fast disk, room for one checkpoint's parts of "
+                    "the node's ranks) where each rank writes first")
 
 
 class RunConfig(Section):

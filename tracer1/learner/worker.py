@@ -13,6 +13,7 @@ is 1 at any T.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tracer1.learner.learner import Learner
 from tracer1.models.inputs import token_logprobs
 from tracer1.models.loading import load_planner
 from tracer1.seeding import rng_state, set_rng_state
+from tracer1.train.checkpoints import BackgroundCopy
 
 
 class LearnerWorker:
@@ -53,6 +55,7 @@ class LearnerWorker:
                                optimizer=optimizer)
         self.temperature = config.rollout.temperature or 1.0  # the log-probs' T (module docstring); 0 is greedy
         self.objective = grpo_objective(algorithm, temperature=self.temperature)
+        self.copy = BackgroundCopy()  # checkpoint.async_write: this rank's part on its way to shared storage
 
     def accumulation_steps(self) -> int:
         """Micro-batches per optimizer step (what `training_batches` must produce)."""
@@ -81,12 +84,23 @@ class LearnerWorker:
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.learner.state_dict()
 
-    def save_checkpoint(self, directory: str | Path) -> dict:
+    def save_checkpoint(self, directory: str | Path, local_dir: str | Path | None = None) -> dict:
         """policy/ (HF, safetensors) and deepspeed/ (optimizer etc.) under `directory`; → this rank's RNG states
-        (collective: every rank calls it)."""
-        self.save(Path(directory) / "policy")
-        self.learner.save_state(Path(directory) / "deepspeed")
+        (collective: every rank calls it). With `local_dir` (checkpoint.async_write) they are written there, on
+        this node, and copied to `directory` in the background: `checkpoint_copied` says when that is done."""
+        target = Path(directory) if local_dir is None else Path(local_dir) / f"rank-{self.rank}"
+        if local_dir is not None:
+            self.copy.done(wait=True)  # the previous copy (the driver waited for it already)
+            shutil.rmtree(target, ignore_errors=True)  # left by a killed run
+        self.save(target / "policy")
+        self.learner.save_state(target / "deepspeed")
+        if local_dir is not None:
+            self.copy.start(target, Path(directory))
         return rng_state()
+
+    def checkpoint_copied(self, wait: bool = False) -> bool:
+        """Whether this rank's background checkpoint copy is done (raises if it failed); `wait`: wait for it."""
+        return self.copy.done(wait)
 
     def load_checkpoint(self, directory: str | Path, rng: dict | None = None) -> int:
         """Continue from `save_checkpoint`'s directory (this run's own); → the learner's optimizer steps so far."""

@@ -9,16 +9,32 @@ A checkpoint is a directory `<run>/checkpoints/step-NNNNNN/`:
     trainer_state.json   step, data cursor, RNG states (`tracer1.seeding`), the evaluation before training
 
 It is built in a temp directory beside the others and renamed into place as the last act, so a directory named
-`step-*` is always complete; a crash mid-write leaves only a `.step-*.tmp-*` that the next save removes.
+`step-*` is always complete; a crash mid-write leaves only a `.step-*.tmp` that the next save removes.
+
+Writing ~100 GB of optimizer state to shared storage takes minutes, so with `checkpoint.async_write` the loop does
+not wait for it (`CheckpointWriter`): each learner rank writes its part to `checkpoint.local_dir` on its own node
+(fast local disk), returns, and copies it into the shared `.step-*.tmp` on a thread (`BackgroundCopy`) while
+training goes on. The driver finishes the checkpoint — state file, rename, pruning — only once every rank says its
+copy is done, so the rule above still holds: a checkpoint whose copy has not finished is a `.tmp`, never a
+`step-*`. At most one is in flight: the next save, and the end of the run, wait for it first. (DeepSpeed 0.19's
+decoupled checkpoint engine is not used: it covers only DeepSpeed's files, not the policy export or the completion
+marker, writes straight to the shared storage from a process it spawns inside each rank, and fails a commit that
+takes over 300 s, which ~100 GB to EFS does.)
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from tracer1.atomic import save_json_atomic
 
@@ -69,19 +85,22 @@ def read_state(checkpoint: Path) -> dict:
     return json.loads((Path(checkpoint) / STATE_FILE).read_text())
 
 
-def write_checkpoint(run_dir: Path, step: int, write_parts: Callable[[Path], dict | None], state: dict,
-                     keep_last: int) -> Path:
-    """`write_parts(tmp)` writes policy/ and deepspeed/ into the temp directory (and may return more state);
-    then the state file, the rename, and older checkpoints beyond `keep_last` are deleted."""
+def _begin(run_dir: Path, step: int) -> Path:
+    """A fresh temp directory for step `step`'s checkpoint, after removing what killed saves left."""
     final = step_dir(run_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(".step-*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f".{final.name}.tmp")
     tmp.mkdir()
+    return tmp
+
+
+def _finish(run_dir: Path, tmp: Path, state: dict, keep_last: int) -> Path:
+    """The state file, the rename that makes `tmp` a complete checkpoint, and pruning beyond `keep_last`."""
+    final = step_dir(run_dir, state["step"])
     try:
-        more = write_parts(tmp) or {}
-        save_json_atomic(tmp / STATE_FILE, {**state, **more, "step": step})
+        save_json_atomic(tmp / STATE_FILE, state)
         if final.exists():  # the same step saved again (a resumed run): replace it
             shutil.rmtree(final)
         tmp.rename(final)
@@ -91,6 +110,123 @@ def write_checkpoint(run_dir: Path, step: int, write_parts: Callable[[Path], dic
     for old in complete_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def write_checkpoint(run_dir: Path, step: int, write_parts: Callable[[Path], dict | None], state: dict,
+                     keep_last: int) -> Path:
+    """`write_parts(tmp)` writes policy/ and deepspeed/ into the temp directory (and may return more state);
+    then the state file, the rename, and older checkpoints beyond `keep_last` are deleted."""
+    tmp = _begin(run_dir, step)
+    try:
+        more = write_parts(tmp) or {}
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _finish(run_dir, tmp, {**state, **more, "step": step}, keep_last)
+
+
+class CheckpointWriter:
+    """The loops' step checkpoints, per `checkpoint` (a `CheckpointConfig`).
+
+    `save(step, write_parts, state)`: `write_parts(tmp, local)` has every learner rank write its part, into `tmp`
+    (local None: in place, the checkpoint is complete when `save` returns) or, with `async_write`, into `local`
+    on its node, from where the rank copies it into `tmp` in the background. `copied(wait)` asks all ranks whether
+    their copies are done (True/False; raises if one failed; `wait=True` blocks until they are). `poll()` (once
+    a step) finishes the checkpoint in flight when they are; `wait()` (before the end) waits for it."""
+
+    def __init__(self, run_dir: Path, checkpoint, copied: Callable[[bool], bool]):
+        self.run_dir, self.keep_last, self.copied = Path(run_dir), checkpoint.keep_last, copied
+        self.local = Path(checkpoint.local_dir) / self.run_dir.name if checkpoint.async_write else None
+        self.pending: tuple[Path, dict, float] | None = None  # (tmp, state, start) of the checkpoint in flight
+        self.stall_s = 0.0  # how long the last `save` held the loop
+
+    def save(self, step: int, write_parts: Callable[[Path, Path | None], dict | None], state: dict) -> None:
+        t0 = time.perf_counter()
+        self.wait()  # at most one in flight
+        if self.local is None:
+            write_checkpoint(self.run_dir, step, lambda tmp: write_parts(tmp, None), state, self.keep_last)
+        else:
+            tmp = _begin(self.run_dir, step)
+            try:
+                more = write_parts(tmp, self.local / f"step-{step:06d}") or {}
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            # a copy of the state as it is now: it is written later, and the loop goes on changing its objects
+            self.pending = (tmp, copy.deepcopy({**state, **more, "step": step}), t0)
+        self.stall_s = time.perf_counter() - t0
+
+    def poll(self) -> Path | None:
+        """Finish the checkpoint in flight if every rank's copy is done; → its path, else None."""
+        return self._finish(wait=False) if self.pending else None
+
+    def wait(self) -> Path | None:
+        return self._finish(wait=True) if self.pending else None
+
+    def _finish(self, wait: bool) -> Path | None:
+        try:
+            if not self.copied(wait):
+                return None
+        except BaseException:  # a rank's copy failed: this checkpoint never becomes complete
+            shutil.rmtree(self.pending[0], ignore_errors=True)
+            self.pending = None
+            raise
+        tmp, state, t0 = self.pending
+        self.pending = None
+        final = _finish(self.run_dir, tmp, state, self.keep_last)
+        tqdm.write(f"  checkpoint {final.name} complete, {time.perf_counter() - t0:.1f} s after it began")
+        return final
+
+
+class BackgroundCopy:
+    """One learner rank's side of `checkpoint.async_write`: copy its node-local part into the shared temp
+    directory on a thread (file copies release the GIL, so the rank's training goes on), then delete it."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, local: Path, shared: Path) -> None:
+        self.done(wait=True)  # one copy at a time
+
+        def run() -> None:
+            try:
+                copy_tree(local, shared)
+                shutil.rmtree(local)
+                try:
+                    local.parent.rmdir()  # the step's local directory, once the node's last rank is done
+                except OSError:
+                    pass
+            except BaseException as e:  # reported by done()
+                self._error = e
+
+        self._thread = threading.Thread(target=run, name=f"checkpoint copy to {shared}", daemon=True)
+        self._thread.start()
+
+    def done(self, wait: bool = False) -> bool:
+        """Whether no copy is running (with `wait`, after waiting for it); raises the error of a failed copy."""
+        if self._thread is None:
+            return True
+        if wait:
+            self._thread.join()
+        if self._thread.is_alive():
+            return False
+        self._thread, error, self._error = None, self._error, None
+        if error is not None:
+            raise RuntimeError(f"copying a checkpoint part to shared storage failed: {error!r}") from error
+        return True
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """Every file under `src` to the same place under `dst`, each through a temp name and a rename (ranks copy
+    into one directory; a file two of them wrote is the same file)."""
+    for folder, _, files in os.walk(src):
+        target = dst / Path(folder).relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            part = target / f".{name}.part-{os.getpid()}"
+            shutil.copyfile(Path(folder) / name, part)
+            os.replace(part, target / name)
 
 
 @dataclass

@@ -45,7 +45,7 @@ from tracer1.train.actors import (
     call_actors, engines_asleep, learner_ranks, make_actor, place_actors, ray_session, wait_until_placed,
 )
 from tracer1.train.batch import episode_batches
-from tracer1.train.checkpoints import policy_dir, stage_start, write_checkpoint
+from tracer1.train.checkpoints import CheckpointWriter, policy_dir, stage_start
 from tracer1.train.curriculum import Curriculum, ReplayBuffer, episode_return, group_specs, task_families
 from tracer1.train.data_source import rollout_seed
 from tracer1.train.episodes import EpisodeRunner
@@ -93,6 +93,8 @@ def train_planact(config, run_dir: Path) -> int:
         per_rank = ray.get(learners[0].accumulation_steps.remote())
         sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)
         runner = EpisodeRunner(envs, config, before_retry=sync.resync)
+        checkpoints = CheckpointWriter(run_dir, config.checkpoint, copied=lambda wait: all(
+            ray.get([r.checkpoint_copied.remote(wait) for r in learners])))  # async_write: in the background
 
         def evaluate(label: str, weights: Path | None = None, sets=tuple(evals)) -> dict[str, list[dict]]:
             """Greedy, with the evaluation's step budget; `weights`: the directory holding the rollout workers'
@@ -191,17 +193,18 @@ def train_planact(config, run_dir: Path) -> int:
                 now = evaluate(f"step {step}")
                 log.log({f"eval/{k}_success": episode_report(v)["overall"]["success_rate"] for k, v in now.items()},
                         step)
+            checkpoints.poll()  # finishes a checkpoint whose background copies are done
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
                     and step < alg.total_steps:
-                def parts(tmp: Path) -> dict:
-                    return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp)) for r in learners])}
+                def parts(tmp: Path, local: Path | None) -> dict:
+                    return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp), local) for r in learners])}
 
                 kept = {k: without_screenshots(v) for k, v in before.items()}
-                write_checkpoint(run_dir, step, parts, {"before": kept, "compared": compared, "rng": rng_state(),
-                                                        "curve": curve,
-                                                        "curriculum": curriculum.state(), "planner": str(planner)},
-                                 config.checkpoint.keep_last)
+                checkpoints.save(step, parts, {"before": kept, "compared": compared, "rng": rng_state(),
+                                               "curve": curve, "curriculum": curriculum.state(),
+                                               "planner": str(planner)})
 
+        checkpoints.wait()
         checkpoint = Path(ray.get([r.save.remote(str(run_dir / "checkpoints" / "final")) for r in learners])[0])
         after = evaluate("after", weights=checkpoint)  # the rollout workers hold the final weights
         log.log({f"eval/{k}_success": episode_report(v)["overall"]["success_rate"] for k, v in after.items()},

@@ -45,7 +45,7 @@ from tracer1.train.actors import (
 )
 from tracer1.train.assets import load_split
 from tracer1.train.batch import training_batches
-from tracer1.train.checkpoints import stage_start, write_checkpoint
+from tracer1.train.checkpoints import CheckpointWriter, stage_start
 from tracer1.train.data_source import training_data
 from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
@@ -96,6 +96,8 @@ def train_rl(config, run_dir: Path) -> int:
             ray.get([r.load_checkpoint.remote(str(resume), rng) for r, rng in zip(learners, state["learner_rng"])])
         per_rank = ray.get(learners[0].accumulation_steps.remote())
         sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)  # learner → rollouts
+        checkpoints = CheckpointWriter(run_dir, config.checkpoint, copied=lambda wait: all(
+            ray.get([r.checkpoint_copied.remote(wait) for r in learners])))  # async_write: in the background
         bar = tqdm(range(first, alg.total_steps + 1), desc=f"stage {stage}", unit="step", initial=first - 1,
                    total=alg.total_steps)
         for step in bar:
@@ -162,15 +164,16 @@ def train_rl(config, run_dir: Path) -> int:
                 engine.update_weights(sync.latest())
                 now = evaluate_held_out(engine, eval_prompts, evals, config)
                 log.log({f"eval/{k}": v for k, v in now.to_dict().items()}, step)
+            checkpoints.poll()  # finishes a checkpoint whose background copies are done
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
                     and step < alg.total_steps:
-                def parts(tmp: Path) -> dict:
-                    return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp)) for r in learners])}
+                def parts(tmp: Path, local: Path | None) -> dict:
+                    return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp), local) for r in learners])}
 
-                write_checkpoint(run_dir, step, parts, {"before": before.to_dict(), "rng": rng_state(),
-                                                        **data.state(step), "planner": str(planner)},
-                                 config.checkpoint.keep_last)
+                checkpoints.save(step, parts, {"before": before.to_dict(), "rng": rng_state(),
+                                               **data.state(step), "planner": str(planner)})
 
+        checkpoints.wait()
         engine.update_weights(sync.latest())
         after = evaluate_held_out(engine, eval_prompts, evals, config)
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
