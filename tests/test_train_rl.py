@@ -2,7 +2,8 @@
 with rollout, reward and learner actors and syncs weights, stage 2 starts from stage 1's checkpoint and adds the
 executor actors (online: first steps executed in the live built-in world); both evaluate before and after, save
 a loadable checkpoint, a report and per-part step times. A stage-1 run on Parquet shards has each rollout worker
-draw its own samples while the driver never reads the training split."""
+draw its own samples while the driver never reads the training split. The held-out evaluation runs on the rollout
+workers, on the weights they hold, while the driver holds no model."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ import ray
 
 from tracer1.data.shards import write_shards
 from tracer1.data.synthetic import generate_samples
+from tracer1.models import loading
 from tracer1.models.loading import load_planner
 from tracer1.models.tiny import build_tiny_planner
+from tracer1.rollout import RolloutWorker
 from tracer1.run import main
-from tracer1.train import assets
+from tracer1.train import assets, rl
 from tracer1.train.assets import cache_dir
 from tracer1.train.checkpoints import read_state
 from tracer1.train.rl import PARTS
@@ -152,3 +155,47 @@ def test_rollout_workers_stream_their_own_parquet_shards(tmp_path, monkeypatch):
     expected = {step: zlib.crc32(f"{ids[step - 1]} {ids[half + step - 1]}".encode()) for step in (1, 2)}
     assert batches == expected  # step s: worker 0's s-th sample, then worker 1's
     assert read_state(out / "shards" / "checkpoints" / "step-000001")["shard_cursors"] == [1, 1]
+
+
+@pytest.mark.slow
+def test_the_rollout_workers_evaluate_and_the_driver_builds_no_model(tmp_path, monkeypatch):
+    """Issue 19 (2): the driver only builds prompts and pads batches; before, every `eval_every` and after, the
+    rollout workers generate the evaluation with the weights synced to them. Each worker notes the weights
+    version of every evaluation piece it serves. The SFT warm start trains first (its learner runs in the
+    driver by design), and its kept evaluation is removed so that stage 1 evaluates "before" itself."""
+    out = tmp_path / "runs"
+    assert main(["stage=sft", f"logging.out_dir={out}", "run_name=warm", *SMALL]) == 0
+    warm = out / "warm" / "checkpoints" / "final"
+    for kept in warm.glob("heldout-eval-*.json"):
+        kept.unlink()
+    served = tmp_path / "served"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the driver built a model")
+
+    def generate_pieces(self, pieces):
+        version, answers = RolloutWorker.generate_pieces(self, pieces)
+        with open(served, "a") as f:
+            f.write(f"{version}\n" * len(pieces))
+        return version, answers
+
+    noting = type("NotingRolloutWorker", (RolloutWorker,), {"generate_pieces": generate_pieces})
+    monkeypatch.setattr(loading, "_load_model", refuse)  # in the driver's process only: actors load their own
+    monkeypatch.setattr(rl, "RolloutWorker", noting)
+    try:
+        assert main(["stage=1", f"logging.out_dir={out}", "run_name=s1", "algorithm.total_steps=3",
+                     "algorithm.eval_every=2", "rollout.num_workers=2", f"checkpoint.init_from={warm}",
+                     *SMALL]) == 0
+    finally:
+        ray.shutdown()
+    s1 = out / "s1"
+    report = json.loads((s1 / "stage1_report.json").read_text())
+    assert report["before"]["samples"] == report["after"]["samples"] == 8  # smoke: 8 held-out samples × 2 plans
+    assert [m["step"] for m in metrics_of(s1) if "stage1/eval/reward" in m] == [2, 3]
+    learned = {m["step"] for m in metrics_of(s1) if "stage1/loss" in m}  # steps whose weights were synced
+    assert learned  # else every evaluation would see the same weights and this test would show less
+    synced = [max((s for s in learned if s <= step), default=0) for step in (0, 2, 3)]
+    per_eval = 2 * 2  # 8 prompts in pieces of 4, greedy and sampled
+    versions = [int(v) for v in served.read_text().split()]
+    assert len(versions) == 3 * per_eval  # before, after step 2 (eval_every), after the last step
+    assert [set(versions[i * per_eval:(i + 1) * per_eval]) for i in range(3)] == [{v} for v in synced]

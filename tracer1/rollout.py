@@ -12,7 +12,9 @@ With `data.train_shards` each worker also draws its own samples (`rollout_own`):
 never loads the training data (tracer1.train.data_source keeps the per-worker cursors). With
 `rollout.weight_sync=nccl` its vLLM engine's workers join the learner's NCCL group (`join_weight_group`) and
 receive the weights through vLLM's weight-transfer engine (`receive_weights`; tracer1.engines.weight_sync). With
-`cluster.colocate` the loop puts its engine to sleep for the learner update (`sleep`, `wake`).
+`cluster.colocate` the loop puts its engine to sleep for the learner update (`sleep`, `wake`). The held-out
+evaluation of stages 1–2 runs here too, on the weights the worker holds: the driver sends prompts
+(`generate_pieces`, tracer1.eval.rollout_pool).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from tracer1.data.schema import Sample
 from tracer1.data.shards import Shard, WorkerShardReader
-from tracer1.engines import Completion, RolloutEngine, Sampling, make_engine
+from tracer1.engines import Completion, Prompt, RolloutEngine, Sampling, make_engine
 from tracer1.engines.prompt_ids import compare_prompt_ids
 from tracer1.models.inputs import EncodedPrompt, encode_prompts
 from tracer1.models.loading import PlannerBundle, load_planner
@@ -102,6 +104,13 @@ class RolloutWorker:
                                  f"engine tokenises prompts differently from tracer1.models.inputs\n{report}")
         return [Group(s.sample_id, enc, list(group), self.weights_version)
                 for s, enc, group in zip(samples, encoded, outputs)]
+
+    def generate_pieces(self, pieces: Sequence[tuple[Sequence[Prompt], Sampling]]
+                        ) -> tuple[int, list[list[list[Completion]]]]:
+        """Evaluation (`tracer1.eval.rollout_pool`): each piece's prompts, built by the driver, generated in one
+        engine call with the piece's sampling; -> (the weights version that generated them, each piece's
+        completions per prompt)."""
+        return self.weights_version, [self.engine.generate(list(prompts), sampling) for prompts, sampling in pieces]
 
     def draw(self, position: int, count: int) -> list[Sample]:
         """Samples `position` .. `position + count - 1` of this worker's shard range (epochs repeat it). The loop

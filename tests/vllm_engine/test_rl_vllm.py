@@ -11,7 +11,8 @@ What is checked, and how it is observed: the rollout actors are built from `Reco
 `RolloutWorker` that also writes down, in its actor, each weight version it is handed and, for each rollout, the
 version it sampled with and vLLM's tokens and raw log-probs. Afterwards a transformers forward under each recorded
 version must reproduce the log-probs vLLM reported for the rollouts sampled with it (vLLM served exactly the synced
-weights), and must not under the version before (the check would catch a sync that did not land).
+weights), and must not under the version before (the check would catch a sync that did not land). It also writes
+down each held-out evaluation call it serves (`generate_pieces`): the evaluation runs on the rollout actor's vLLM.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class RecordingRolloutWorker(RolloutWorker):
         (self.record / f"rollout-{os.getpid()}-{self.calls}.json").write_text(json.dumps(record))
         return groups
 
+    def generate_pieces(self, pieces):
+        version, answers = super().generate_pieces(pieces)
+        self.calls += 1
+        record = {"engine": type(self.engine).__name__, "version": version}
+        (self.record / f"evaluation-{os.getpid()}-{self.calls}.json").write_text(json.dumps(record))
+        return version, answers
+
 
 def teacher_forced_gap(bundle, weights: dict, rollout: dict) -> float:
     """max |vLLM's log-prob − a transformers forward's| over every sampled token of one recorded rollout."""
@@ -135,6 +143,11 @@ def test_stage_1_with_vllm_rollouts_syncs_weights_into_vllm(tmp_path, monkeypatc
                       key=lambda r: r["version"])
     assert [r["engine"] for r in rollouts] == ["VLLMEngine"] * STEPS
     assert [r["version"] for r in rollouts] == list(range(STEPS))
+    # the held-out evaluation ran on the rollout actor's vLLM: before with the starting weights, after with the
+    # last synced ones (2 samples: one piece each for the greedy and the sampled plans)
+    evaluations = [json.loads(p.read_text()) for p in recorded.glob("evaluation-*.json")]
+    assert sorted((e["engine"], e["version"]) for e in evaluations) == [
+        ("VLLMEngine", 0), ("VLLMEngine", 0), ("VLLMEngine", STEPS), ("VLLMEngine", STEPS)]
     assert sorted(p.name for p in recorded.glob("weights-*.safetensors")) == [
         f"weights-{v}.safetensors" for v in range(1, STEPS + 1)]
 

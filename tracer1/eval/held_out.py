@@ -5,6 +5,10 @@ the weights it measured so the next stage does not measure them again.
     evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
     prompts = prompts_for_run(bundle, evals, config)          # tracer1.models.prompt
     report = evaluate_held_out(engine, prompts, evals, config, policy=policy_dir)
+
+`engine` is any `RolloutEngine`: the SFT warm start's own (its learner runs in the driver), or in stages 1–2 the
+rollout workers holding the synced weights (`tracer1.eval.rollout_pool.RolloutPool`; stage 3 plays its held-out
+episodes on them too).
 """
 
 from __future__ import annotations

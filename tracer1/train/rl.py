@@ -13,9 +13,10 @@ Actors are thin Ray shells around plain classes (`RolloutWorker`, `ExecutorWorke
 `LearnerWorker`); the Ray plumbing — placement, retries of work whose actor died — is `tracer1.train.actors`,
 checkpoints and resume are `tracer1.train.checkpoints`, where the samples come from (the driver's split, or Parquet
 shards each rollout worker streams) is `tracer1.train.data_source`, and the weight sync (file or NCCL) is
-`tracer1.train.sync`. A step is a pure function of (seed, step, weights): the batch and the sampling seeds come
-from the step number (with shards: from each worker's cursor, kept in the checkpoint), so a resumed run continues
-with the same next batch.
+`tracer1.train.sync`; the held-out evaluation runs on the rollout workers, on the weights they hold
+(`tracer1.eval.rollout_pool`), so the driver loads only the tokenizer / processor. A step is a pure function of
+(seed, step, weights): the batch and the sampling seeds come from the step number (with shards: from each
+worker's cursor, kept in the checkpoint), so a resumed run continues with the same next batch.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import ray
 from tqdm import tqdm
 
 from tracer1.atomic import save_json_atomic
-from tracer1.engines.hf import HFEngine
 from tracer1.eval.held_out import evaluate_held_out, held_out, keep_evaluation
 from tracer1.eval.planning import PlanningReport
+from tracer1.eval.rollout_pool import RolloutPool
 from tracer1.executors.live import LiveExecutorWorker
 from tracer1.executors.worker import ExecutorWorker
 from tracer1.learner.worker import LearnerWorker
 from tracer1.metrics import MetricsLogger
+from tracer1.models.loading import load_planner
 from tracer1.models.prompt import prompts_for_run
 from tracer1.report.text import summary_table
 from tracer1.rewards.worker import RewardItem, RewardWorker
@@ -62,16 +64,14 @@ def train_rl(config, run_dir: Path) -> int:
     evals = held_out(load_split(config, "eval"), config.sft.eval_samples, config.seed)
     print(f"tracer1 stage {stage}: planner {planner}, {data.describe()}, {len(evals)} held-out")
 
-    engine = HFEngine(policy, dtype=config.model.dtype)  # the driver's evaluation engine
-    bundle = engine.bundle  # its tokenizer pads the learner's batches
+    # The driver holds no model: the tokenizer / processor builds prompts and pads the learner's batches, and the
+    # held-out evaluation runs on the rollout workers (`RolloutPool`), on the weights they hold.
+    bundle = load_planner(policy, trust_remote_code=config.model.trust_remote_code, load_model=False)
     eval_prompts = prompts_for_run(bundle, evals, config, desc="prompts (held-out)")
+    first = state["step"] + 1 if resume else 1
     if resume:
-        before, first = PlanningReport(**state["before"]), state["step"] + 1
         set_rng_state(state["rng"])
         print(f"  resuming from {resume} at step {first}")
-    else:
-        before, first = evaluate_held_out(engine, eval_prompts, evals, config, policy=policy), 1
-    print(f"  before: {before.headline()}")
 
     with ray_session(config) as owned, MetricsLogger(run_dir, config.logging, config=config,
                                                      prefix=f"stage{stage}/") as log:
@@ -98,6 +98,10 @@ def train_rl(config, run_dir: Path) -> int:
         sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)  # learner → rollouts
         checkpoints = CheckpointWriter(run_dir, config.checkpoint, copied=lambda wait: all(
             ray.get([r.checkpoint_copied.remote(wait) for r in learners])))  # async_write: in the background
+        engine = RolloutPool(rollouts, retries=retries, resync=sync.resync, version=lambda: sync.version)
+        before = (PlanningReport(**state["before"]) if resume else
+                  evaluate_held_out(engine, eval_prompts, evals, config, policy=policy))  # workers hold `policy`
+        print(f"  before: {before.headline()}")
         bar = tqdm(range(first, alg.total_steps + 1), desc=f"stage {stage}", unit="step", initial=first - 1,
                    total=alg.total_steps)
         for step in bar:
@@ -160,8 +164,7 @@ def train_rl(config, run_dir: Path) -> int:
                     log.log_text(f"sample{i}", f"{s.sample_id} (reward {r:+.3f})\n{p.text}", step)
             bar.set_postfix(reward=f"{stats.reward_mean:+.3f}", kept=stats.kept_groups, refresh=False)
 
-            if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:
-                engine.update_weights(sync.latest())
+            if alg.eval_every and step % alg.eval_every == 0 and step < alg.total_steps:  # the synced weights
                 now = evaluate_held_out(engine, eval_prompts, evals, config)
                 log.log({f"eval/{k}": v for k, v in now.to_dict().items()}, step)
             checkpoints.poll()  # finishes a checkpoint whose background copies are done
@@ -174,8 +177,7 @@ def train_rl(config, run_dir: Path) -> int:
                                                **data.state(step), "planner": str(planner)})
 
         checkpoints.wait()
-        engine.update_weights(sync.latest())
-        after = evaluate_held_out(engine, eval_prompts, evals, config)
+        after = evaluate_held_out(engine, eval_prompts, evals, config)  # the rollout workers hold the final weights
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
         final = str(run_dir / "checkpoints" / "final")
         checkpoint = Path(ray.get([r.save.remote(final) for r in learners])[0])
