@@ -8,7 +8,8 @@ The actors are the RL loop's (`tracer1.train.rl`): `learner.num_ranks` learner r
 holds `rollout.tensor_parallel_size` GPUs of one node: its TP workers are processes of that actor),
 `executor.num_actors` executors (stage 2 only), `reward.num_actors` CPU-only reward actors (stages 1-2) and
 `stage3.env_actors` CPU-only environment actors (stage 3). The driver is
-not a Ray actor: it runs where `ray job submit` starts it (the head node) and holds an evaluation engine on CPU.
+not a Ray actor: it runs where `ray job submit` starts it (the head node) and holds no model: the held-out
+evaluation runs on the rollout engines.
 
 The plan is not only a forecast: the loops make it real (`tracer1.train.actors.place_actors`). They compute the
 same plan against the live cluster (`ray_nodes`) and create the learner ranks' placement group first, then one
@@ -129,7 +130,8 @@ class Plan:
             here = [p for p in self.placed if p.node == i]
             lines.append(f"  {node.describe()}  (left: {sum(node.free_gpu):g} GPU, {node.free_cpus:g} CPU)")
             if node.head:
-                lines.append("    driver           tracer1.run (under ray job submit: on the head); eval engine on CPU")
+                lines.append("    driver           tracer1.run (under ray job submit: on the head); no model: the "
+                             "rollout engines evaluate")
             for gpu in range(node.gpus):
                 users = [p for p in here if gpu in p.devices]
                 text = ", ".join(_gpu_user(p) for p in users) if users else "(idle)"
