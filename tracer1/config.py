@@ -150,7 +150,8 @@ class RolloutConfig(Section):
         "auto", description="learner → vLLM weights: NCCL broadcast in buckets (GPUs, supported vLLM), a "
                             "safetensors file, or auto = nccl where possible (tracer1.engines.weight_sync)")
     weight_sync_bucket_mb: int = Field(
-        1024, ge=1, description="NCCL weight sync: MB gathered from ZeRO-3 shards and broadcast at a time")
+        1024, ge=1, description="weight sync: MB of the policy gathered from ZeRO-3 shards at a time (NCCL: "
+        "broadcast per bucket; file: copied to CPU on learner rank 0)")
 
 
 class SimWeights(Section):
