@@ -44,7 +44,7 @@ def start(tiny_text):
 
 @pytest.fixture(scope="module")
 def ranks(tiny_text):
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # not a neighbour's cluster
     owned: list = []
     try:
         yield learner_ranks(LearnerWorker, CONFIG, str(tiny_text), CONFIG, owned=owned)
