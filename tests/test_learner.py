@@ -182,3 +182,49 @@ def test_one_sgd_step_shows_a_gradient_off_by_a_constant_factor_that_one_adamw_s
     sgd, sgd_doubled = update("sgd", 1.0), update("sgd", 2.0)
     assert (sgd != 0).float().mean() > 0.8
     torch.testing.assert_close(sgd_doubled, 2 * sgd)
+
+
+def test_zero3_state_dict_gathers_one_bucket_at_a_time_and_returns_the_whole_model(monkeypatch):
+    """A weight sync must not gather the whole model on a rank at once: `state_dict` gathers a bucket of
+    `sync_bucket_bytes` at a time (each GatheredParameters call is recorded), and still returns every weight."""
+    import deepspeed
+
+    learner = make_learner(zero_stage=3)
+    learner.step([batch()], sft_loss)
+    params = list(learner.model.parameters())
+    with deepspeed.zero.GatheredParameters(params):  # the reference answer: everything at once
+        expected = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    whole = sum(p.ds_numel * p.element_size() for p in params)
+    largest = max(p.ds_numel * p.element_size() for p in params)
+    real, gathered = deepspeed.zero.GatheredParameters, []
+
+    def recording(gather, *args, **kwargs):
+        gathered.append(sum(p.ds_numel * p.element_size() for p in gather))
+        return real(gather, *args, **kwargs)
+
+    monkeypatch.setattr(deepspeed.zero, "GatheredParameters", recording)
+    learner.sync_bucket_bytes = 16 * 1024
+    state = learner.state_dict()
+    assert len(gathered) > 3 and max(gathered) <= max(learner.sync_bucket_bytes, largest) < whole
+    assert sum(gathered) == whole  # each parameter gathered once
+    assert list(state) == list(expected) and all(torch.equal(state[k], expected[k]) for k in expected)
+    assert {t.device.type for t in state.values()} == {"cpu"}
+
+
+def test_a_rank_other_than_0_returns_no_weights_without_zero3():
+    """Without ZeRO-3 every rank holds the whole model: only rank 0 copies it out (this process's group has one
+    rank; `rank` is only the learner's label here — two real ranks are in tests/test_learner_ranks.py)."""
+    cfg = LearnerConfig(zero_stage=2, micro_batch_size=4, backend="gloo")
+    assert Learner(tiny_qwen2(), cfg, lr=1e-3, total_steps=10, rank=1).state_dict() == {}
+    assert len(Learner(tiny_qwen2(), cfg, lr=1e-3, total_steps=10, rank=0).state_dict()) > 0
+
+
+def test_tied_weights_are_copied_once_and_keep_both_names():
+    torch.manual_seed(0)
+    tied = Qwen2ForCausalLM(Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True))
+    names = set(tied.state_dict())
+    cfg = LearnerConfig(zero_stage=3, micro_batch_size=4, backend="gloo")
+    state = Learner(tied, cfg, lr=1e-3, total_steps=10).state_dict()
+    assert set(state) == names and "lm_head.weight" in names
+    assert state["lm_head.weight"] is state["model.embed_tokens.weight"]

@@ -135,8 +135,9 @@ class RolloutConfig(Section):
         "auto", description="learner → vLLM weights: NCCL broadcast in buckets (GPUs, supported vLLM), a "
                             "safetensors file, or auto = nccl where possible (tracer1.engines.weight_sync)")
     weight_sync_bucket_mb: int = Field(
-        1024, ge=1, description="NCCL weight sync: MB gathered from ZeRO-3 shards at a time, and the size of "
-                                "vLLM's packed broadcast chunks (learner rank 0 holds ~3 × this beyond its shard)")
+        1024, ge=1, description="weight sync: MB of the policy gathered from ZeRO-3 shards at a time (file: copied "
+                                "to CPU on learner rank 0; NCCL: also vLLM's packed broadcast chunks, so rank 0 holds "
+                                "~3 × this beyond its shard)")
 
 
 class SimWeights(Section):

@@ -7,6 +7,12 @@ lets DeepSpeed accumulate them into one optimizer step. Their sizes need not be 
 micro-batches, and `grpo_loss`'s `loss_denominator` keeps the sum exact. The objective is a function
 `(logits, micro_batch) → (loss, metrics)`: `losses.sft_loss` for the warm start, the GRPO loss for stages 1 and 2;
 it sees the logits and token columns from the completions on (`completion_logits`), not the prompts' columns.
+
+Weights leave the learner through rank 0 only (`state_dict`, `save_pretrained`): under ZeRO-3 every rank takes
+part in gathering the shards, a bucket of `sync_bucket_bytes` at a time (`weight_sync.gathered_buckets`, as the
+NCCL sync does), and only rank 0 copies each bucket to CPU; the others return {}. So a sync needs, beyond a rank's
+shard, one gathered bucket of GPU memory (a weight larger than a bucket is gathered alone), and one full copy in
+host memory, on rank 0.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 import torch
 
+from tracer1.engines.weight_sync import gathered_buckets, hf_name
 from tracer1.learner.distributed import init_process_group
 from tracer1.models.inputs import completion_logits, token_logprobs
 
@@ -74,12 +81,15 @@ class Learner:
     """Owns the trainable policy inside a DeepSpeed engine.
 
     `accumulation` is how many micro-batches make one optimizer step; `step()` must be handed exactly that many
-    (the loops group their data so). Rank/world size/backend set up torch.distributed for data parallelism."""
+    (the loops group their data so). Rank/world size/backend set up torch.distributed for data parallelism.
+    `sync_bucket_bytes`: how much of the model `state_dict` gathers at a time under ZeRO-3 (the RL loop passes
+    `rollout.weight_sync_bucket_mb`)."""
 
     def __init__(self, model: torch.nn.Module, learner_cfg, *, lr: float, total_steps: int, weight_decay: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), warmup_steps: int = 0, lr_schedule: str = "constant",
                  dtype: str = "float32", accumulation: int | None = None, rank: int = 0, world_size: int = 1,
-                 master_addr: str = "127.0.0.1", master_port: int | None = None, optimizer: str = "adamw"):
+                 master_addr: str = "127.0.0.1", master_port: int | None = None, optimizer: str = "adamw",
+                 sync_bucket_bytes: int = 2**30):
         self.backend = init_process_group(rank, world_size, backend=learner_cfg.backend, master_addr=master_addr,
                                           master_port=master_port)
         import deepspeed  # noqa: PLC0415 — imported after init_process_group chose the accelerator
@@ -95,6 +105,7 @@ class Learner:
                 opt, lr_lambda(lr_schedule, warmup_steps, total_steps)))
         self.rank, self.world_size = rank, world_size
         self.zero_stage = learner_cfg.zero_stage
+        self.sync_bucket_bytes = sync_bucket_bytes
         self.steps_done = 0
 
     @property
@@ -134,15 +145,29 @@ class Learner:
         return [token_logprobs(self.engine, micro, self.device, temperature).cpu() for micro in micro_batches]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The policy's HF-named weights on CPU (what rollout engines load). Under ZeRO-3 the shards are gathered
-        on every rank (collective: all ranks must call it)."""
+        """On rank 0: the policy's HF-named weights, copied to CPU (what rollout engines load); on every other
+        rank: {} (nothing is copied there). Under ZeRO-3 this is collective — every rank must call it — and the
+        shards are gathered one bucket (`sync_bucket_bytes`) at a time, never the whole model at once. Without
+        ZeRO-3 each rank holds the whole model and only rank 0 need be asked."""
         module = self.engine.module
-        if self.zero_stage == 3:
-            import deepspeed  # noqa: PLC0415
-
-            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        zero3 = self.zero_stage == 3
+        if self.rank != 0 and not zero3:
+            return {}
+        state: dict[str, torch.Tensor] = {}
+        for _, tensors in gathered_buckets(module, self.sync_bucket_bytes, zero3=zero3):
+            if self.rank == 0:  # the others only take part in the gather
+                state.update({name: t.to("cpu", copy=True) for name, t in tensors.items()})
+        if self.rank != 0:
+            return {}
+        # Tied weights travel once (gathered_buckets); their other names point at the same CPU tensor, so the
+        # result has every name of the model's own state dict, as HF loaders and save_pretrained expect.
+        first: dict[int, str] = {}
+        for name, tensor in module.state_dict(keep_vars=True).items():
+            name = hf_name(name)
+            if id(tensor) in first and name not in state:
+                state[name] = state[first[id(tensor)]]
+            first.setdefault(id(tensor), name)
+        return state
 
     def save_state(self, directory: str | Path) -> None:
         """DeepSpeed's training state (optimizer, LR schedule, ZeRO partitions, step) under `directory`, for
@@ -162,7 +187,7 @@ class Learner:
     def save_pretrained(self, out_dir: str | Path, extra_files: Callable[[Path], None] | None = None) -> Path:
         """Write the policy as a HF directory (safetensors) atomically: a temp dir beside `out_dir`, then a
         rename, so a reader never sees half a checkpoint. `extra_files(tmp_dir)` adds tokenizer/processor files.
-        Only rank 0 writes; all ranks must call it (ZeRO-3 gathers)."""
+        Only rank 0 writes; all ranks must call it (ZeRO-3 gathers, bucket by bucket: `state_dict`)."""
         out_dir = Path(out_dir)
         state = self.state_dict()
         if self.rank != 0:

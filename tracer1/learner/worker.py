@@ -1,6 +1,9 @@
 """`LearnerWorker`: one learner rank of the RL stages — the policy in a DeepSpeed `Learner`, a frozen reference
 policy for the KL term, and the GRPO update (the plain class inside each Ray learner actor).
 
+The reference is built for the learner's device and sharded like the policy under ZeRO-3, or not built at all
+when `algorithm.kl_coef` is 0 (`tracer1.learner.reference`).
+
 A step takes the micro-batches of `tracer1.train.batch.training_batches`, adds the reference policy's log-probs
 (when `algorithm.kl_coef` > 0) and, for several epochs per batch, the log-probs before the first update as
 `old_logprobs`; with one epoch the update is on-policy and the ratio is exactly 1.
@@ -21,6 +24,7 @@ import torch
 
 from tracer1.learner.grpo import grpo_objective
 from tracer1.learner.learner import Learner
+from tracer1.learner.reference import build_reference, reference_placement
 from tracer1.models.inputs import token_logprobs
 from tracer1.models.loading import load_planner
 from tracer1.seeding import rng_state, set_rng_state
@@ -40,9 +44,6 @@ class LearnerWorker:
         load = {"dtype": config.model.dtype, "attn_implementation": config.model.attn_implementation,
                 "trust_remote_code": config.model.trust_remote_code}
         self.bundle = load_planner(model_dir, **load)
-        self.reference = None
-        if algorithm.kl_coef > 0:
-            self.reference = load_planner(reference_dir or model_dir, **load).model.eval().requires_grad_(False)
         # The schedule counts optimizer steps and each RL step takes `epochs_per_batch` of them: scaled so the
         # warm-up and the cosine span `warmup_steps` and `total_steps` RL steps.
         epochs = algorithm.epochs_per_batch
@@ -52,7 +53,12 @@ class LearnerWorker:
                                warmup_steps=algorithm.warmup_steps * epochs,
                                lr_schedule=algorithm.lr_schedule, dtype=config.model.dtype, rank=rank,
                                world_size=world_size, master_addr=master_addr, master_port=master_port,
-                               optimizer=optimizer)
+                               optimizer=optimizer, sync_bucket_bytes=config.rollout.weight_sync_bucket_mb * 2**20)
+        # After the learner: it sets up the process group and the device the reference must share.
+        self.reference_placement = reference_placement(config, self.learner.device)
+        self.reference = None
+        if self.reference_placement is not None:
+            self.reference = build_reference(reference_dir or model_dir, config, self.reference_placement)
         self.temperature = config.rollout.temperature or 1.0  # the log-probs' T (module docstring); 0 is greedy
         self.objective = grpo_objective(algorithm, temperature=self.temperature)
         self.copy = BackgroundCopy()  # checkpoint.async_write: this rank's part on its way to shared storage
@@ -63,7 +69,7 @@ class LearnerWorker:
 
     @torch.no_grad()
     def _reference_logprobs(self, micro_batches: Sequence[dict]) -> list[torch.Tensor]:
-        device = next(self.reference.parameters()).device
+        device = self.reference_placement.device  # a ZeRO-3 parameter outside a gather says nothing of it
         return [token_logprobs(self.reference, m, device, self.temperature).cpu() for m in micro_batches]
 
     def step(self, micro_batches: Sequence[dict]) -> dict[str, float]:
@@ -82,6 +88,8 @@ class LearnerWorker:
         return metrics
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The policy's weights on CPU from rank 0, {} from the others (`Learner.state_dict`: under ZeRO-3 every
+        rank must call it, without ZeRO-3 only rank 0 need be asked)."""
         return self.learner.state_dict()
 
     def save_checkpoint(self, directory: str | Path, local_dir: str | Path | None = None) -> dict:

@@ -10,6 +10,11 @@ the learner's state dict (`update_weights`; any engine, CPU or GPU); `nccl` — 
 whole GPUs of their own, a supported vLLM — has learner rank 0 broadcast ZeRO-3 gathered buckets to every vLLM
 worker through vLLM's weight-transfer engine. `auto` takes NCCL where it can and says why when it cannot. The
 NCCL path runs only on GPUs and has not run in CI.
+
+Only learner rank 0 materialises the full weights, on either path. On the file path `Learner.state_dict` gathers
+ZeRO-3 shards a bucket (`rollout.weight_sync_bucket_mb`) at a time on every rank — each gather is a collective —
+and only rank 0 copies them to CPU and returns them; the other ranks return {}, and without ZeRO-3 they are not
+asked at all. So one model copy, rank 0's, enters Ray's object store per sync.
 """
 
 from __future__ import annotations
@@ -41,16 +46,25 @@ def with_weight_sender(learner_cls: type, mode: str) -> type:
 
 
 class FileSync:
-    """The learner's state dict to every rollout worker's `update_weights` (under ZeRO-3 every rank takes part
-    in gathering it). The last one sent is kept for a rollout worker that restarts (`resync`) and evaluation."""
+    """The learner's state dict (rank 0's answer) to every rollout worker's `update_weights`. `collective`
+    (ZeRO-3): every rank must take part in each gather, so all are asked and all their calls awaited, though only
+    rank 0 returns weights; otherwise rank 0 alone is asked. The last weights sent are kept for a rollout worker
+    that restarts (`resync`)."""
 
-    def __init__(self, learners: list, rollouts: list, *, version: int, retries: int):
+    def __init__(self, learners: list, rollouts: list, *, version: int, retries: int, collective: bool):
         self.learners, self.rollouts, self.retries = learners, rollouts, retries
+        self.asked = learners if collective else learners[:1]  # the ranks a state dict needs
         self.version, self.state = version, None  # the weights the rollout workers hold; their ObjectRef
 
+    def _weights(self):
+        """Rank 0's state dict as an ObjectRef, once the other ranks' part of the gathers is done (their calls
+        must finish before the next collective, and their errors must not pass unseen; they return {})."""
+        refs = [r.state_dict.remote() for r in self.asked]
+        ray.get(refs[1:])
+        return refs[0]
+
     def push(self, step: int) -> Answers:
-        states = [r.state_dict.remote() for r in self.learners]  # collective under ZeRO-3: all ranks take part
-        self.state, self.version = states[0], step
+        self.state, self.version = self._weights(), step
         return call_actors([(w, (self.state,)) for w in self.rollouts], "update_weights", retries=self.retries,
                            version=step)
 
@@ -59,16 +73,14 @@ class FileSync:
         if self.state is not None:
             ray.get(worker.update_weights.remote(self.state, version=self.version))
 
-    def latest(self) -> dict:
-        """The last synced weights, else the learner's (all ranks: ZeRO-3 gathers)."""
-        return ray.get(self.state if self.state is not None else [r.state_dict.remote() for r in self.learners][0])
-
 
 class NcclSync(FileSync):
     """Learner rank 0 broadcasts bucket after bucket; every rollout engine's workers receive them (GPUs only)."""
 
-    def __init__(self, learners: list, rollouts: list, *, version: int, bucket_mb: int, tensor_parallel_size: int):
-        super().__init__(learners, rollouts, version=version, retries=0)  # a lost rank breaks the group anyway
+    def __init__(self, learners: list, rollouts: list, *, version: int, bucket_mb: int, tensor_parallel_size: int,
+                 collective: bool):
+        super().__init__(learners, rollouts, version=version, retries=0,  # a lost rank breaks the group anyway
+                         collective=collective)
         address, port = ray.get(learners[0].weight_group_address.remote())
         world, offsets = engine_ranks(len(rollouts), tensor_parallel_size)
         ray.get([learners[0].join_weight_group.remote(address, port, world),  # they meet in the rendezvous
@@ -90,8 +102,10 @@ class NcclSync(FileSync):
 
 
 def start_weight_sync(mode: str, config, learners: list, rollouts: list, *, version: int) -> FileSync:
+    collective = config.learner.zero_stage == 3  # the learner's state dict is gathered by every rank
     if mode == "nccl":
         r = config.rollout
         return NcclSync(learners, rollouts, version=version, bucket_mb=r.weight_sync_bucket_mb,
-                        tensor_parallel_size=r.tensor_parallel_size)
-    return FileSync(learners, rollouts, version=version, retries=config.cluster.max_task_retries)
+                        tensor_parallel_size=r.tensor_parallel_size, collective=collective)
+    return FileSync(learners, rollouts, version=version, retries=config.cluster.max_task_retries,
+                    collective=collective)
