@@ -44,7 +44,10 @@ def connect_ray(config) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True)
         return False
-    ray.init(num_cpus=max(1, math.ceil(actor_cpus(config))), include_dashboard=False, log_to_driver=True)
+    # address="local": a bare ray.init() would join a Ray someone else started on this machine (`ray start`, another
+    # job), sized for them, and the run would fail asking it for CPUs
+    ray.init(address="local", num_cpus=max(1, math.ceil(actor_cpus(config))), include_dashboard=False,
+             log_to_driver=True)
     return True
 
 
