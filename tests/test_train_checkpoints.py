@@ -14,8 +14,10 @@ from tiny_planners import one_thread  # noqa: F401  (fixture)
 
 from tracer1.config import CheckpointConfig, RunConfig
 from tracer1.train import checkpoints
-from tracer1.train.checkpoints import (BackgroundCopy, CheckpointWriter, complete_checkpoints, policy_dir,
-                                       read_state, resume_point, step_dir, write_checkpoint)
+from tracer1 import atomic
+from tracer1.atomic import BackgroundCopy
+from tracer1.train.checkpoints import (CheckpointWriter, complete_checkpoints, policy_dir, read_state, resume_point,
+                                       step_dir, write_checkpoint)
 
 
 def parts(tmp):
@@ -84,13 +86,13 @@ class Ranks:
 
     def __init__(self, monkeypatch):
         self.copies, self.release = [BackgroundCopy(), BackgroundCopy()], threading.Event()
-        copy_tree = checkpoints.copy_tree
+        copy_tree = atomic.copy_tree
 
         def held_copy(src, dst):
             assert self.release.wait(30), "the test never released the copies"
             copy_tree(src, dst)
 
-        monkeypatch.setattr(checkpoints, "copy_tree", held_copy)
+        monkeypatch.setattr(atomic, "copy_tree", held_copy)
 
     def parts(self, tmp, local):
         for rank, copy in enumerate(self.copies):
@@ -146,7 +148,7 @@ def test_at_most_one_async_checkpoint_is_in_flight_and_old_ones_are_pruned(tmp_p
 def test_a_failed_copy_stops_the_run_and_leaves_no_checkpoint(tmp_path, monkeypatch):
     ranks = Ranks(monkeypatch)
     writer, run = async_writer(tmp_path, ranks), tmp_path / "run"
-    monkeypatch.setattr(checkpoints, "copy_tree", lambda src, dst: (_ for _ in ()).throw(OSError("EFS full")))
+    monkeypatch.setattr(atomic, "copy_tree", lambda src, dst: (_ for _ in ()).throw(OSError("EFS full")))
     writer.save(10, ranks.parts, {})
     with pytest.raises(RuntimeError, match="copying a checkpoint part to shared storage failed.*EFS full"):
         writer.wait()

@@ -28,7 +28,7 @@ from tracer1.learner.reference import build_reference, reference_placement
 from tracer1.models.inputs import token_logprobs
 from tracer1.models.loading import load_planner
 from tracer1.seeding import rng_state, set_rng_state
-from tracer1.train.checkpoints import BackgroundCopy
+from tracer1.atomic import BackgroundCopy
 
 
 class LearnerWorker:
