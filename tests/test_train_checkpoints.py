@@ -13,7 +13,6 @@ import torch.multiprocessing as mp
 from tiny_planners import one_thread  # noqa: F401  (fixture)
 
 from tracer1.config import CheckpointConfig, RunConfig
-from tracer1.train import checkpoints
 from tracer1 import atomic
 from tracer1.atomic import BackgroundCopy
 from tracer1.train.checkpoints import (CheckpointWriter, complete_checkpoints, policy_dir, read_state, resume_point,
