@@ -23,8 +23,9 @@ tokens of KV cache within `gpu_memory_utilization`. A learner rank's terms:
   backward and logsumexp's backward temporaries; measured in tests/test_memory.py). With
   `algorithm.logprob_chunk_tokens` the float32 copies shrink to a chunk's and only the logits' gradient is whole.
   `algorithm.entropy_coef` > 0 adds `token_entropy`'s whole float32 log-softmax and its backward.
-* **weight-sync gather**: under ZeRO-3 one `rollout.weight_sync_bucket_mb` bucket gathered beyond the shard, and on
-  the NCCL path (or `auto`, which may take it) two more, packed for vLLM's transfer engine.
+* **weight-sync gather**: under ZeRO-3 one `rollout.weight_sync_bucket_mb` bucket (or the largest weight, if larger)
+  gathered beyond the shard, and on the NCCL path (or `auto`, which may take it) two buckets more, packed for vLLM's
+  transfer engine.
 
 HEADROOM (10%) is kept for what the terms leave out: the CUDA context and NCCL buffers (~1-2 GB), allocator
 fragmentation, the vision tower's activations, prompts of different lengths widening a micro-batch's window.
@@ -232,14 +233,17 @@ def learner_memory(config, shape: ModelShape, gpus_per_node: int = 0) -> MemoryP
                + (" (the entropy bonus's whole log-softmax)" if entropy else ""))
     terms.append(Term("completion logits", logits, how,
                       (MICRO_BATCH, "algorithm.logprob_chunk_tokens", "rollout.max_new_tokens")))
-    # ZeRO-3 gathers one bucket beyond the shard (file and NCCL paths); the NCCL path (auto may take it) also packs
-    # it into vLLM's two send buffers on rank 0 (tracer1.engines.weight_sync).
-    gathered, packed = int(stage == 3), 2 * int(r.weight_sync != "file")
+    # ZeRO-3 gathers one bucket beyond the shard on every rank (file and NCCL paths; a weight larger than a bucket,
+    # such as the embedding, is gathered alone); the NCCL path (auto may take it) also packs buckets into vLLM's two
+    # send buffers on rank 0 (tracer1.engines.weight_sync).
+    bucket = r.weight_sync_bucket_mb * 2**20
+    gathered = max(bucket, b * shape.largest_layer) if stage == 3 else 0
+    packed = 2 * bucket if r.weight_sync != "file" else 0
     if gathered + packed:
-        what = " + ".join(w for w, n in (("one gathered beyond the shard", gathered),
-                                         ("two packed for NCCL", packed)) if n)
-        terms.append(Term("weight-sync gather", (gathered + packed) * r.weight_sync_bucket_mb * 2**20,
-                          f"{r.weight_sync_bucket_mb} MB buckets: {what}",
+        what = " + ".join(w for w, n in ((f"{gathered / 2**20:.0f} MB gathered beyond the shard (the larger of a "
+                                          "bucket and the largest weight)", gathered),
+                                         (f"two {r.weight_sync_bucket_mb} MB buckets packed for NCCL", packed)) if n)
+        terms.append(Term("weight-sync gather", gathered + packed, what,
                           ("rollout.weight_sync_bucket_mb", "rollout.weight_sync")))
     gpus, gpu_gb = config.cluster.learner.gpus, config.cluster.nodes.gpu_memory_gb
     return MemoryPlan("learner rank", f"ZeRO-{stage} over {ranks} rank(s)", terms,
