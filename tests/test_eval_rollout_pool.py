@@ -14,8 +14,8 @@ from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixture
 
 from tracer1.config import RunConfig
 from tracer1.engines import HFEngine, Sampling
-from tracer1.eval.held_out import evaluate_held_out, keep_evaluation
-from tracer1.eval.rollout_pool import PIECE_PROMPTS, RolloutPool, piece_seed
+from tracer1.eval.held_out import PIECE_PROMPTS, InPieces, evaluate_held_out, keep_evaluation, piece_seed
+from tracer1.eval.rollout_pool import RolloutPool
 from tracer1.models.loading import load_planner
 from tracer1.models.prompt import prompts_for_run
 from tracer1.rollout import RolloutWorker
@@ -66,6 +66,17 @@ def test_one_or_two_workers_give_the_same_completions_and_report(workers, prompt
     report = evaluate_held_out(two, ps, evals, CONFIG)
     assert report == evaluate_held_out(one, ps, evals, CONFIG)
     assert report.samples == 7 and report.plans == 21
+
+
+def test_a_local_engine_evaluates_as_the_workers_do_so_a_kept_evaluation_means_the_same(workers, prompts,
+                                                                                          tiny_dirs):
+    # The SFT warm start evaluates on its own engine in the driver; stage 1 reuses that report as its "before" and
+    # compares its "after", from the rollout workers, with it: the sampled plans must be drawn the same way.
+    evals, ps = prompts
+    local = HFEngine(tiny_dirs["vl"])
+    sampled = Sampling(n=3, temperature=1.0, max_new_tokens=16, seed=CONFIG.seed)
+    assert texts(InPieces(local).generate(ps, sampled)) == texts(pool_of(workers).generate(ps, sampled))
+    assert evaluate_held_out(local, ps, evals, CONFIG) == evaluate_held_out(pool_of(workers), ps, evals, CONFIG)
 
 
 def test_the_pool_returns_what_the_workers_weights_generate(workers, prompts, tiny_dirs):

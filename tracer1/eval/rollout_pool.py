@@ -7,13 +7,13 @@ holds no model (only the tokenizer / processor that builds the prompts).
     report = evaluate_held_out(pool, prompts, evals, config, policy=policy)      # tracer1.eval.held_out
 
 Data walks driver → actors → driver: the driver builds the prompts, cuts each generate call into pieces of
-`PIECE_PROMPTS` prompts, shares the pieces evenly among the workers (`RolloutWorker.generate_pieces`, one engine
+`PIECE_PROMPTS` prompts (`tracer1.eval.held_out.pieces`), shares the pieces evenly among the workers (`RolloutWorker.generate_pieces`, one engine
 call per piece) and puts the completions back in prompt order. A call whose actor died is retried on the restarted
 actor after it is given the current weights (`tracer1.train.actors.call_actors`, `resync`); a worker that answers
 with weights other than the synced ones (one Ray restarted while it was idle) is resynced and asked again, and
 refused the second time, so a report never mixes weights.
 
-Determinism: piece k of a call samples with its own seed (`piece_seed`), so a piece's completions depend on its
+Determinism: piece k of a call samples with its own seed (`tracer1.eval.held_out.piece_seed`), so a piece's completions depend on its
 prompts, its seed and the weights only — not on how many workers there are or which one served it. With the
 transformers engine (seeded sampling on an RNG forked per call; greedy decoding) the report is the same with 1
 or N workers (tests/test_eval_rollout_pool.py). vLLM cannot promise it: its per-request seeds make a request's
@@ -25,26 +25,18 @@ version); a piece is one `generate` call on an idle engine, which in practice re
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from tracer1.engines.base import Completion, Prompt, Sampling
+from tracer1.eval.held_out import PIECE_PROMPTS, pieces
 from tracer1.train.actors import call_actors
 from tracer1.train.batch import split_evenly
-
-# Prompts generated together in one engine call: the unit whose completions do not depend on the worker count.
-# Small enough that a 32-prompt chunk of `evaluate_planning` keeps 8 workers busy, big enough to batch n × 4 rows.
-PIECE_PROMPTS = 4
-
-
-def piece_seed(seed: int | None, piece: int) -> int | None:
-    """Piece `piece`'s sampling seed (None: unseeded); pieces do not share random draws."""
-    return None if seed is None else seed * 1_000_003 + piece
-
 
 class RolloutPool:
     """The rollout actors as one `RolloutEngine` for evaluation (see the module docstring). `resync(worker)` gives
     a worker the current weights (the loop's `sync.resync`); `version()` is the weights version they should hold
     (`sync.version`)."""
+
+    generates_in_pieces = True
 
     def __init__(self, workers: Sequence, *, retries: int, resync: Callable[[object], None],
                  version: Callable[[], int]):
@@ -53,10 +45,9 @@ class RolloutPool:
         self.workers, self.retries, self.resync, self.version = list(workers), retries, resync, version
 
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[list[Completion]]:
-        pieces = [(list(prompts[i:i + PIECE_PROMPTS]), replace(sampling, seed=piece_seed(sampling.seed, k)))
-                  for k, i in enumerate(range(0, len(prompts), PIECE_PROMPTS))]
-        shares = [s for s in split_evenly(len(pieces), len(self.workers)) if s.stop > s.start]
-        calls = [(w, (pieces[s],)) for w, s in zip(self.workers, shares)]
+        cut = pieces(prompts, sampling)
+        shares = [s for s in split_evenly(len(cut), len(self.workers)) if s.stop > s.start]
+        calls = [(w, (cut[s],)) for w, s in zip(self.workers, shares)]
         what = [f"evaluation prompts {s.start * PIECE_PROMPTS}..{min(s.stop * PIECE_PROMPTS, len(prompts)) - 1}"
                 for s in shares]
         answers = self._ask(calls, what)
