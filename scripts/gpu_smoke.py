@@ -40,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 # run different kernels (vLLM's fused attention in bf16 on a GPU; the same transformers code on CPU).
 AGREE = {"cuda": 0.05, "cpu": 1e-3}
 LR = 5e-3  # large, so that one step visibly moves the tiny model's log-probs
+# The runs' rollout engine: vLLM, eager (CUDA-graph capture and compilation would take most of the time budget).
+VLLM_RUN = ("rollout.engine=vllm", "rollout.enforce_eager=true", "rollout.gpu_memory_utilization=0.3")
 
 
 class Checks:
@@ -71,7 +73,7 @@ def smoke_config(out_dir: str, device: str):
                  f"algorithm.lr={LR}", "algorithm.kl_coef=0.01", "algorithm.filter_flat_groups=false",
                  "data.generate_episodes=12", "data.eval_episodes=4"]
     if device == "cuda":
-        overrides += ["model.dtype=bfloat16", "learner.backend=nccl", "rollout.engine=vllm",
+        overrides += ["model.dtype=bfloat16", "learner.backend=nccl", "rollout.engine=vllm", "rollout.enforce_eager=true",
                       "rollout.gpu_memory_utilization=0.3", "rollout.enforce_eager=true"]
     return load_config(overrides)
 
@@ -224,13 +226,12 @@ def main(argv=None) -> int:
             worker.engine.close()  # the GPU is the next run's
         del worker, learner
     if device == "cuda":
-        checks.run("tracer1.run, fractional GPUs", tracer1_run, out_dir, "gpu-smoke", "rollout.engine=vllm",
-                   "cluster.learner.gpus=0.5", "cluster.rollout.gpus=0.5", "rollout.gpu_memory_utilization=0.3",
-                   "rollout.weight_sync=auto")
+        checks.run("tracer1.run, fractional GPUs", tracer1_run, out_dir, "gpu-smoke", *VLLM_RUN,
+                   "cluster.learner.gpus=0.5", "cluster.rollout.gpus=0.5", "rollout.weight_sync=auto")
         if gpus >= 2:
             checks.run("tracer1.run, NCCL weight sync", tracer1_run, out_dir, "gpu-smoke-nccl",
-                       "rollout.engine=vllm", "cluster.learner.gpus=1", "cluster.rollout.gpus=1",
-                       "rollout.weight_sync=nccl", "learner.backend=nccl")
+                       *VLLM_RUN, "cluster.learner.gpus=1", "cluster.rollout.gpus=1", "rollout.weight_sync=nccl",
+                       "learner.backend=nccl")
         else:
             checks.report("SKIP", "tracer1.run, NCCL weight sync", "needs two GPUs (NCCL runs one rank per device)")
     else:
