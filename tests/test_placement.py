@@ -213,3 +213,10 @@ def test_without_colocation_stage_1_says_the_executor_gpus_stand_idle():
     assert p.fits and (0, 6) not in layout(p) and (0, 7) not in layout(p)
     assert any(n.startswith("2 GPU(s) idle in stage 1, among them the 2 of stage 2's executors") for n in p.notes)
     assert not any("idle in stage" in n for n in plan("gpu_qwen3vl8b_1x8.yaml", "stage=2").notes)
+
+
+def test_the_plan_names_the_file_weight_sync_where_gpus_are_shared():
+    config = load_config(["rollout.engine=vllm", "cluster.learner.gpus=0.5", "cluster.rollout.gpus=0.5"],
+                         [ROOT / "configs" / "smoke.yaml"])
+    notes = plan_placement(config, [Node("box", 16, 1, 80.0, head=True)], "one GPU").notes
+    assert any(n.startswith("weight sync: safetensors file") and "cluster.learner.gpus=0.5" in n for n in notes)

@@ -449,12 +449,16 @@ def _add_notes(plan: Plan, config) -> None:
                           "update; weight sync: the learner's state dict through update_weights (NCCL cannot run "
                           "two ranks on one GPU)")
     elif r.engine == "vllm" and config.cluster.learner.gpus > 0 and config.cluster.rollout.gpus > 0:
+        from tracer1.engines.weight_sync import nccl_blocker  # noqa: PLC0415
+
         bucket = f"{r.weight_sync_bucket_mb} MB buckets"
-        plan.notes.append({"auto": f"weight sync: NCCL broadcast in {bucket} where the cluster's vLLM is a supported "
+        blocked = nccl_blocker(config, gpus=True)
+        plan.notes.append("weight sync: safetensors file through update_weights" if r.weight_sync == "file" else
+                          f"weight sync: safetensors file through update_weights ({blocked})" if blocked else
+                          {"auto": f"weight sync: NCCL broadcast in {bucket} where the cluster's vLLM is a supported "
                                    "version (tracer1.engines.weight_sync), else the safetensors file path",
                            "nccl": f"weight sync: NCCL broadcast in {bucket}; the cluster's vLLM must be a supported "
-                                   "version (tracer1.engines.weight_sync)",
-                           "file": "weight sync: safetensors file through update_weights"}[r.weight_sync])
+                                   "version (tracer1.engines.weight_sync)"}[r.weight_sync])
     idle = sum(sum(n.free_gpu) for n in plan.nodes)
     lent = config.executor.num_actors * config.cluster.executor.gpus
     if config.stage in (1, 3) and lent and idle:
