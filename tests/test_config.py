@@ -180,6 +180,16 @@ def test_cross_field_rules_explain_themselves():
     assert "needs executor.model_path" in problems_of(["executor.kind=vlm"])
 
 
+def test_rollouts_ahead_are_refused_where_they_cannot_run():
+    assert "stage 3 runs synchronously" in problems_of(["stage=3", "algorithm.max_staleness=1"])
+    assert "cannot generate ahead" in problems_of(["algorithm.max_staleness=1", "cluster.colocate=true"])
+    # the engines' log-probs are at temperature 1: reading them at another one would weight by the wrong policy
+    assert "rollout.temperature=0.7" in problems_of(["algorithm.max_staleness=1", "rollout.temperature=0.7"])
+    assert "rollout.temperature=0.7" in problems_of(["algorithm.old_logprobs=rollout", "rollout.temperature=0.7"])
+    assert load_config(["algorithm.max_staleness=1", "algorithm.tis_cap=0", "rollout.temperature=0.7"],
+                       []).algorithm.max_staleness == 1
+
+
 def test_malformed_overrides_are_named():
     assert "'horizon': an override must look like key.sub=value" in problems_of(["horizon"])
     assert "is not a dotted key" in problems_of(["reward..gamma=1"])

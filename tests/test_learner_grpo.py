@@ -117,6 +117,43 @@ def test_kl_term_needs_the_reference_and_adds_its_weighted_value():
     assert value.item() == pytest.approx(0.1 * math.exp(-1), abs=1e-5)  # A = 0: only the KL term is left
 
 
+@pytest.mark.parametrize("behaviour_p, weight, truncated", [
+    (0.5, 0.8, 0.0),   # μ = 0.5, π_old = 0.4: w = 0.4 / 0.5
+    (0.1, 2.0, 1.0),   # π_old / μ = 4, truncated at C = 2
+])
+def test_a_token_sampled_by_older_weights_is_weighted_by_the_truncated_importance_ratio(behaviour_p, weight,
+                                                                                       truncated):
+    """Two tokens of one plan: token 1 sampled by the behaviour policy μ, ρ = π_θ / π_old = 1.1 (inside the clip),
+    A = 1, so the unweighted loss is −1.1 a token; a second token with μ = π_old has weight 1."""
+    old, new = math.log(0.4), math.log(0.44)
+    logit = torch.tensor([math.log(0.56), new], requires_grad=True)
+    logits = torch.stack([logit, logit, torch.zeros(2)]).unsqueeze(0)  # positions 0 and 1 predict tokens 1, 2
+    batch = {"input_ids": torch.tensor([[0, 1, 1]]), "completion_mask": torch.tensor([[0, 1, 1]]),
+             "old_logprobs": torch.tensor([[0.0, old, old]]), "advantages": torch.tensor([1.0]),
+             "behaviour_logprobs": torch.tensor([[0.0, math.log(behaviour_p), old]])}
+    value, metrics = grpo_loss(logits, batch, tis_cap=2.0)
+    assert value.item() == pytest.approx(-1.1 * (weight + 1.0) / 2, abs=1e-5)
+    assert metrics["tis_weight_mean"] == pytest.approx((weight + 1.0) / 2, abs=1e-6)
+    assert metrics["tis_truncated"] == pytest.approx(truncated / 2)
+    assert metrics["behaviour_gap"] == pytest.approx((abs(new - math.log(behaviour_p)) + abs(new - old)) / 2,
+                                                     abs=1e-6)
+    unweighted, plain = grpo_loss(logits, batch, tis_cap=0.0)  # no correction: the gap is still reported
+    assert unweighted.item() == pytest.approx(-1.1, abs=1e-5) and "tis_weight_mean" not in plain
+    assert plain["behaviour_gap"] == metrics["behaviour_gap"]
+
+
+def test_the_importance_weight_acts_on_batches_generated_ahead_with_the_learners_own_old_policy():
+    def cap(**fields):
+        _, logits, batch = one_token_batch(math.log(0.44), math.log(0.4), 1.0)
+        batch["behaviour_logprobs"] = torch.tensor([[0.0, math.log(0.1)]])  # π_old / μ = 4: truncated at 2
+        return grpo_objective(AlgorithmConfig(kl_coef=0, **fields))(logits, batch)[0].item()
+
+    assert cap(max_staleness=1) == pytest.approx(-1.1 * 2.0, abs=1e-5)
+    assert cap(max_staleness=0) == pytest.approx(-1.1, abs=1e-5)  # synchronous: on-policy, no weight
+    assert cap(max_staleness=1, tis_cap=0) == pytest.approx(-1.1, abs=1e-5)
+    assert cap(max_staleness=1, old_logprobs="rollout") == pytest.approx(-1.1, abs=1e-5)  # the loop sets π_old = μ
+
+
 def test_grpo_steps_move_the_tiny_planner_towards_the_better_plan(tmp_path):
     torch.manual_seed(0)
     bundle = load_planner(build_tiny_planner(tmp_path / "tiny", kind="text", seed=0))

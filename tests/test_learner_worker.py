@@ -83,3 +83,19 @@ def test_clip_higher_acts_only_from_the_second_epoch_over_a_batch(tiny_text):
     worker.step(micro_batches(worker))
     assert seen[0]["clip_fraction"] == 0.0 and seen[0]["ratio_max"] == pytest.approx(1.0)
     assert seen[1]["clip_fraction"] > 0
+
+
+def test_old_logprobs_from_the_rollout_take_no_extra_forward_pass(tiny_text):
+    """`algorithm.old_logprobs=rollout`: the engine's log-probs are π_old, so two epochs take no forward pass
+    before the first (the learner's would) and the ratio of the first epoch is π_θ / μ."""
+    worker = make_worker(tiny_text, epochs_per_batch=2, lr=1e-3, kl_coef=0.0, old_logprobs="rollout")
+    batches = micro_batches(worker)
+    behaviour = worker.learner.logprobs(batches)[0]
+    batches[0]["behaviour_logprobs"] = behaviour - 0.1 * batches[0]["completion_mask"]  # μ a little below π
+    forwards = []
+    worker.learner.logprobs = lambda *a, **k: forwards.append(1)
+    seen = every_epoch(worker)
+    metrics = worker.step(batches)
+    assert forwards == []
+    assert seen[0]["ratio_max"] == pytest.approx(torch.exp(torch.tensor(0.1)).item(), rel=1e-4)
+    assert metrics["behaviour_gap"] == pytest.approx(0.1, abs=1e-5)  # the first epoch's, on μ's weights + 0.1

@@ -46,6 +46,35 @@ def test_flat_groups_are_dropped_and_the_rest_split_into_micro_batches(rollout):
     assert stats.tokens == tokens and all(m["loss_denominator"].item() == tokens / 2 for m in micro)
 
 
+def test_the_engines_log_probs_come_along_aligned_with_the_learners(rollout):
+    """`behaviour_logprobs` sit on the sampled tokens' columns, where `token_logprobs` puts the learner's: with
+    the weights that sampled them they agree (the HF engine computes the same forward)."""
+    from tracer1.models.inputs import token_logprobs  # noqa: PLC0415
+
+    worker, groups = rollout
+    micro, _ = training_batches(worker.bundle, groups, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5]], AlgorithmConfig(),
+                                accumulation=2)
+    engine_rows = [c.logprobs for g in groups for c in g.completions]
+    rows = [(m, r) for m in micro for r in range(len(m["advantages"]))]
+    packed = [m["behaviour_logprobs"][r][m["completion_mask"][r].bool()].tolist() for m, r in rows]
+    assert [len(row) for row in packed] == [len(row) for row in engine_rows]
+    assert sum(packed, []) == pytest.approx(sum(engine_rows, []), abs=1e-6)
+    assert all((m["behaviour_logprobs"][m["completion_mask"] == 0] == 0).all() for m in micro)
+    learner = [token_logprobs(worker.bundle.model, m) for m in micro]
+    for m, logp in zip(micro, learner):
+        mask = m["completion_mask"].bool()
+        assert (logp[mask] - m["behaviour_logprobs"][mask]).abs().max().item() < 1e-4
+
+
+def test_a_completion_without_its_log_probs_is_refused_naming_the_row(rollout):
+    worker, groups = rollout
+    broken = [Group(g.sample_id, g.prompt, [c.__class__(**{**c.__dict__, "logprobs": c.logprobs[:-1]})
+                                            for c in g.completions]) for g in groups]
+    with pytest.raises(ValueError, match=r"row 0: the engine returned \d+ log-probs for \d+ sampled tokens"):
+        training_batches(worker.bundle, broken, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5]], AlgorithmConfig(),
+                         accumulation=1)
+
+
 def test_without_filtering_every_plan_trains_and_sequence_aggregation_counts_plans(rollout):
     worker, groups = rollout
     algorithm = AlgorithmConfig(filter_flat_groups=False, loss_agg="seq-mean-token-mean")

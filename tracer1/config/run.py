@@ -169,6 +169,26 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _off_policy_where_it_can_run(self) -> RunConfig:
+        alg = self.algorithm
+        if alg.max_staleness and self.stage == 3:
+            raise ValueError(f"algorithm.max_staleness={alg.max_staleness}: stage 3 runs synchronously (its "
+                             "curriculum draws each step's tasks from the previous steps' successes); set "
+                             "algorithm.max_staleness=0")
+        if alg.max_staleness and self.cluster.colocate:
+            raise ValueError(f"algorithm.max_staleness={alg.max_staleness} with cluster.colocate: colocated engines "
+                             "sleep while the learner updates, so they cannot generate ahead; choose one")
+        reads = ("algorithm.old_logprobs=rollout" if alg.old_logprobs == "rollout" else
+                 f"algorithm.max_staleness={alg.max_staleness} with tis_cap={alg.tis_cap:g}"
+                 if alg.max_staleness and alg.tis_cap > 0 else None)
+        if reads and self.rollout.temperature != 1.0:
+            raise ValueError(f"{reads} reads the rollout engine's log-probs, which are the raw model's "
+                             f"(temperature 1), not those of the sampling policy at rollout.temperature="
+                             f"{self.rollout.temperature:g}: use rollout.temperature=1, or old_logprobs=learner "
+                             "and tis_cap=0")
+        return self
+
+    @model_validator(mode="after")
     def _nccl_needs_gpus(self) -> RunConfig:
         if self.learner.backend == "nccl" and self.cluster.learner.gpus == 0:
             raise ValueError("learner.backend='nccl' needs GPUs: set cluster.learner.gpus > 0, or "

@@ -16,6 +16,20 @@ clip-higher: `clip_high > clip_low` leaves more room to raise unlikely tokens th
 The clips act only when `algorithm.epochs_per_batch` > 1: in the first pass over fresh rollouts π_old = π_θ,
 so ρ = 1 and nothing is clipped; clip-higher shapes the later epochs over the same batch.
 
+Batches generated ahead by older weights (`algorithm.max_staleness` = k > 0) are off-policy: the policy μ that
+sampled them is up to k updates behind π_old, the policy at this update's start. The rollout engine returns μ's
+own per-token log-probs (``behaviour_logprobs``), and each token's loss is weighted by the truncated importance
+weight of π_old against μ (TIS; the decoupled objective of AReaL):
+
+    w_t = min(π_old(y_t) / μ(y_t), C)          (no gradient; C = `tis_cap`, 0 = no weight)
+    ℓ_t ← w_t · ℓ_t
+
+which is the on-policy gradient in expectation up to the truncation; C bounds the variance a token that μ found
+unlikely would add. With `old_logprobs="rollout"` π_old is μ itself (its log-probs are the ratio's denominator,
+no weight): the clip then bounds the step from the behaviour policy, and several epochs need no extra forward.
+The mean gap |log π_θ − log μ| over the completion tokens is reported (`behaviour_gap`): at staleness 0 it is
+the engine's numerics against the learner's on the same weights, with staleness k also k updates of drift.
+
 KL_t is the per-token estimator of KL(π_θ ‖ π_ref) on the sampled token (δ = log π_ref − log π_θ):
 k1 = −δ, k2 = δ²/2, k3 = e^δ − δ − 1 (unbiased, always ≥ 0, GRPO's choice). H_t is the policy's entropy at
 t.
@@ -31,7 +45,8 @@ plans otherwise, counted over the whole optimizer step and divided by the number
 gradient accumulation give exactly the full-batch loss.
 
 Batches are those of `tracer1.models.inputs.encode_for_training` plus ``advantages`` (B,), and optionally
-``old_logprobs`` / ``ref_logprobs`` (B, L) aligned with ``input_ids`` (`sequence_logprobs`).
+``old_logprobs`` / ``ref_logprobs`` / ``behaviour_logprobs`` (B, L) aligned with ``input_ids``
+(`sequence_logprobs`).
 """
 
 from __future__ import annotations
@@ -105,13 +120,14 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 def grpo_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], *, clip_low: float = 0.2,
               clip_high: float = 0.28, kl_coef: float = 0.0, kl_estimator: str = "k3", entropy_coef: float = 0.0,
-              loss_agg: str = "token-mean", temperature: float = 1.0,
-              logprob_chunk_tokens: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
+              loss_agg: str = "token-mean", temperature: float = 1.0, logprob_chunk_tokens: int = 0,
+              tis_cap: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO objective for one micro-batch → (loss, metrics). Without ``old_logprobs`` the batch is taken as
     on-policy (ρ = 1, the first pass over fresh rollouts); ``ref_logprobs`` is needed when `kl_coef` > 0.
     The logits are divided by `temperature`: the batch's ``old_logprobs`` and ``ref_logprobs`` must be taken at
     the same one (`LearnerWorker` does). `logprob_chunk_tokens` > 0 computes the log-probs that many positions
-    at a time (`sequence_logprobs`): the same loss and gradients without float32 copies of the whole logits."""
+    at a time (`sequence_logprobs`): the same loss and gradients without float32 copies of the whole logits.
+    `tis_cap` > 0 weights each token by min(π_old / μ, tis_cap) where the batch has ``behaviour_logprobs``."""
     if temperature != 1.0:
         logits = logits / temperature  # the policy that sampled the plans is softmax(logits / T)
     mask = batch["completion_mask"].float()
@@ -123,6 +139,12 @@ def grpo_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], *, clip_l
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     per_token = torch.maximum(unclipped, clipped)
+    behaviour = batch.get("behaviour_logprobs")
+    if behaviour is not None:
+        behaviour = behaviour.to(logp)
+        if tis_cap > 0:
+            weight = torch.exp((old - behaviour).clamp(-20.0, 20.0)).clamp(max=tis_cap)
+            per_token = per_token * weight
     denominator = batch.get("loss_denominator")
     policy = aggregate(per_token, mask, loss_agg, denominator)
     loss = policy
@@ -147,15 +169,24 @@ def grpo_loss(logits: torch.Tensor, batch: Mapping[str, torch.Tensor], *, clip_l
             "approx_kl_old": aggregate(kl_per_token(logp, old, "k3"), mask).item(),
             "tokens": mask.sum().item(),
         })
+        if behaviour is not None:
+            metrics["behaviour_gap"] = aggregate((logp - behaviour).abs(), mask).item()
+            if tis_cap > 0:
+                raw = torch.exp((old - behaviour).clamp(-20.0, 20.0))
+                metrics["tis_weight_mean"] = aggregate(weight, mask).item()
+                metrics["tis_truncated"] = aggregate((raw > tis_cap).float(), mask).item()
     return loss, metrics
 
 
 def grpo_objective(algorithm, temperature: float = 1.0):
-    """`grpo_loss` bound to an `AlgorithmConfig` (what `Learner.step` takes as its objective)."""
+    """`grpo_loss` bound to an `AlgorithmConfig` (what `Learner.step` takes as its objective). The importance weight
+    acts on batches generated ahead (`max_staleness` > 0) when π_old is the learner's own (`old_logprobs`)."""
+    tis_cap = algorithm.tis_cap if algorithm.max_staleness > 0 and algorithm.old_logprobs == "learner" else 0.0
+
     def objective(logits: torch.Tensor, batch: Mapping[str, torch.Tensor]):
         return grpo_loss(logits, batch, clip_low=algorithm.clip_low, clip_high=algorithm.clip_high,
                          kl_coef=algorithm.kl_coef, kl_estimator=algorithm.kl_estimator,
                          entropy_coef=algorithm.entropy_coef, loss_agg=algorithm.loss_agg, temperature=temperature,
-                         logprob_chunk_tokens=algorithm.logprob_chunk_tokens)
+                         logprob_chunk_tokens=algorithm.logprob_chunk_tokens, tis_cap=tis_cap)
 
     return objective

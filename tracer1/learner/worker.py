@@ -6,7 +6,9 @@ when `algorithm.kl_coef` is 0 (`tracer1.learner.reference`).
 
 A step takes the micro-batches of `tracer1.train.batch.training_batches`, adds the reference policy's log-probs
 (when `algorithm.kl_coef` > 0) and, for several epochs per batch, the log-probs before the first update as
-`old_logprobs`; with one epoch the update is on-policy and the ratio is exactly 1.
+`old_logprobs`; with one epoch the update is on-policy and the ratio is exactly 1. With
+`algorithm.old_logprobs=rollout` the rollout engine's behaviour log-probs are `old_logprobs` instead (no forward
+pass); batches generated ahead (`algorithm.max_staleness`) are weighted against them (`tracer1.learner.grpo`).
 
 All three log-probs — the current policy's in the loss, the old and the reference ones — are those of the policy
 that sampled the plans, softmax(logits / T) at T = `rollout.temperature`; greedy rollouts (T = 0) take them at
@@ -78,13 +80,21 @@ class LearnerWorker:
         if self.reference is not None:
             for m, ref in zip(batches, self._reference_logprobs(batches)):
                 m["ref_logprobs"] = ref
-        epochs = self.config.algorithm.epochs_per_batch
-        if epochs > 1:
+        algorithm = self.config.algorithm
+        epochs = algorithm.epochs_per_batch
+        if algorithm.old_logprobs == "rollout":  # the engine's: no forward pass (grpo's module docstring)
+            for m in batches:
+                m["old_logprobs"] = m["behaviour_logprobs"]
+        elif epochs > 1:
             for m, old in zip(batches, self.learner.logprobs(batches, self.temperature)):
                 m["old_logprobs"] = old
+        first: dict[str, float] = {}
         metrics: dict[str, float] = {}
         for _ in range(epochs):
             metrics = self.learner.step(batches, self.objective)
+            first = first or metrics
+        if "behaviour_gap" in first:  # the first epoch's: its weights are those the batch is compared against
+            metrics["behaviour_gap"] = first["behaviour_gap"]
         return metrics
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -125,7 +125,8 @@ def encode_for_training(bundle: PlannerBundle, prompts: Sequence[Prompt | Encode
 
 # Entries of a training batch that are ours (masks, advantages, log-probs, the loss denominator of
 # `tracer1.learner.grpo`), not forward() arguments.
-NON_MODEL_KEYS = frozenset({"completion_mask", "advantages", "old_logprobs", "ref_logprobs", "loss_denominator"})
+NON_MODEL_KEYS = frozenset({"completion_mask", "advantages", "old_logprobs", "ref_logprobs", "behaviour_logprobs",
+                            "loss_denominator"})
 
 
 def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
@@ -193,7 +194,8 @@ def _chunks(rows: int, width: int, chunk: int):
 
 
 # Entries of a training batch with one column per token, cut together by `completion_logits`.
-TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "completion_mask", "old_logprobs", "ref_logprobs"})
+TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "completion_mask", "old_logprobs", "ref_logprobs",
+                        "behaviour_logprobs"})
 
 
 @functools.lru_cache(maxsize=None)

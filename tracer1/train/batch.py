@@ -53,9 +53,9 @@ def training_batches(bundle, groups: Sequence[Group], rewards: Sequence[Sequence
     rows = []
     for i, group in enumerate(groups):
         if keep[i]:
-            rows += [(group.prompt, c.token_ids, float(advantages[i, j])) for j, c in enumerate(group.completions)]
+            rows += [(group.prompt, c, float(advantages[i, j])) for j, c in enumerate(group.completions)]
     stats = BatchStats(groups=len(groups), kept_groups=int(keep.sum()), plans=len(rows),
-                       tokens=sum(len(ids) for _, ids, _ in rows), reward_mean=float(r.mean()),
+                       tokens=sum(len(c.token_ids) for _, c, _ in rows), reward_mean=float(r.mean()),
                        reward_std=float(r.std()) if r.numel() > 1 else 0.0)
     return pack_rows(bundle, rows, algorithm, accumulation=accumulation), stats
 
@@ -89,26 +89,28 @@ def episode_batches(bundle, groups: Sequence[Sequence], returns: Sequence[Sequen
         episode = groups[i][e]
         weight = 1.0 if weighting == "decision" else mean_decisions / len(episode.decisions)
         advantage = float(per_group[i][0][0, e]) * weight
-        rows += [(d.prompt, d.completions[0].token_ids, advantage) for d in episode.decisions]
+        rows += [(d.prompt, d.completions[0], advantage) for d in episode.decisions]
     r = torch.tensor([x for row in returns for x in row], dtype=torch.float64)
     stats = BatchStats(groups=len(groups), kept_groups=sum(keep), plans=len(rows),
-                       tokens=sum(len(ids) for _, ids, _ in rows), reward_mean=float(r.mean()),
+                       tokens=sum(len(c.token_ids) for _, c, _ in rows), reward_mean=float(r.mean()),
                        reward_std=float(r.std()) if r.numel() > 1 else 0.0)
     return pack_rows(bundle, rows, algorithm, accumulation=accumulation), stats
 
 
 def pack_rows(bundle, rows: list[tuple], algorithm, *, accumulation: int) -> list[dict[str, torch.Tensor]]:
-    """(prompt, sampled ids, advantage) rows → exactly `accumulation` micro-batches (none for no rows), each with
-    the step's one `loss_denominator` so that accumulation gives the full-batch loss (tracer1.learner.grpo)."""
+    """(prompt, `Completion`, advantage) rows → exactly `accumulation` micro-batches (none for no rows), each with
+    the step's one `loss_denominator` so that accumulation gives the full-batch loss (tracer1.learner.grpo), and
+    the engine's log-probs of the sampled tokens as `behaviour_logprobs`, aligned like the learner's."""
     if not rows:
         return []
-    tokens = sum(len(ids) for _, ids, _ in rows)
+    tokens = sum(len(c.token_ids) for _, c, _ in rows)
     parts = [rows[s] for s in split_evenly(len(rows), min(accumulation, len(rows)))]
     count = tokens if algorithm.loss_agg == "token-mean" else len(rows)
     micro_batches = []
     for part in parts:
-        batch = encode_for_training(bundle, [p for p, _, _ in part], [ids for _, ids, _ in part])
+        batch = encode_for_training(bundle, [p for p, _, _ in part], [c.token_ids for _, c, _ in part])
         batch["advantages"] = torch.tensor([a for _, _, a in part], dtype=torch.float32)
+        batch["behaviour_logprobs"] = behaviour_logprobs(batch["completion_mask"], [c for _, c, _ in part])
         batch["loss_denominator"] = torch.tensor(count / accumulation, dtype=torch.float32)
         micro_batches.append(batch)
     while len(micro_batches) < accumulation:  # fewer plans than micro-batches: pad with a batch that adds 0
@@ -116,3 +118,16 @@ def pack_rows(bundle, rows: list[tuple], algorithm, *, accumulation: int) -> lis
         empty["completion_mask"] = torch.zeros_like(empty["completion_mask"])
         micro_batches.append(empty)
     return micro_batches
+
+
+def behaviour_logprobs(completion_mask: torch.Tensor, completions: Sequence) -> torch.Tensor:
+    """(B, L) float32: each completion's engine log-probs on its row's completion columns, 0 elsewhere (a
+    completion without one log-prob per token is refused, naming the row)."""
+    out = torch.zeros(completion_mask.shape, dtype=torch.float32)
+    for row, c in enumerate(completions):
+        columns = completion_mask[row].nonzero().flatten()
+        if len(c.logprobs) != len(columns):
+            raise ValueError(f"row {row}: the engine returned {len(c.logprobs)} log-probs for {len(columns)} "
+                             "sampled tokens")
+        out[row, columns] = torch.tensor(c.logprobs, dtype=torch.float32)
+    return out

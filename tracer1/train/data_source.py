@@ -40,7 +40,9 @@ class DriverSplit:
         self.config = config
         self.train = load_split(config, "train", config.data.max_samples)
         self.draw = batches(config.rollout.prompts_per_step, len(self.train), config.seed, config.data.shuffle)
-        for _ in range(state.get("step", 0)):  # the data cursor: batches are drawn in a fixed, seeded order
+        # the data cursor: batches are drawn in a fixed, seeded order (a checkpoint with batches in flight has
+        # drawn theirs too: `tracer1.train.ahead`)
+        for _ in range(state.get("data_cursor", state.get("step", 0))):
             next(self.draw)
 
     def describe(self) -> str:

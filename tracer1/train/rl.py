@@ -3,6 +3,7 @@
     start planner (init_from, else the cached SFT warm start) → Ray actors → held-out evaluation (before)
     → per step: rollout (G plans per sample) → [stage 2: execute first steps] → rewards → advantages
       → learner update → weight sync to every rollout worker → metrics → [evaluation] → [checkpoint]
+      (with algorithm.max_staleness = k ≥ 1 the rollouts of the next k steps run meanwhile, from older weights)
     → held-out evaluation (after) → final checkpoint + report + summary
 
 Stage 1 scores each plan against the sample's reference future (`trajectory_reward`); stage 2 executes its first
@@ -17,6 +18,11 @@ shards each rollout worker streams) is `tracer1.train.data_source`, and the weig
 (`tracer1.eval.rollout_pool`), so the driver loads only the tokenizer / processor. A step is a pure function of
 (seed, step, weights): the batch and the sampling seeds come from the step number (with shards: from each
 worker's cursor, kept in the checkpoint), so a resumed run continues with the same next batch.
+
+With `algorithm.max_staleness` = k ≥ 1 a thread generates each step's batch from the weights of k updates before
+(`tracer1.train.ahead.RolloutsAhead`), overlapping the learner's update; batches generated but not yet trained on
+go into each checkpoint (`tracer1.train.in_flight`). The learner weights those off-policy tokens against the
+engine's log-probs (`tracer1.learner.grpo`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from tracer1.report.text import summary_table
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, set_rng_state
+from tracer1.train.ahead import Batch, RolloutsAhead
 from tracer1.train.actors import (
     call_actors, call_pool, engines_asleep, learner_ranks, make_actor, place_actors, ray_session, wait_until_placed,
 )
@@ -49,6 +56,7 @@ from tracer1.train.assets import load_split
 from tracer1.train.batch import training_batches
 from tracer1.train.checkpoints import CheckpointWriter, stage_start
 from tracer1.train.data_source import training_data
+from tracer1.train.in_flight import load_in_flight, save_in_flight
 from tracer1.train.sync import select_weight_sync, start_weight_sync, with_weight_sender
 
 PARTS = ("rollout", "execute", "reward", "learner", "sync")  # the timed parts of a step, in order
@@ -102,6 +110,15 @@ def train_rl(config, run_dir: Path) -> int:
         before = (PlanningReport(**state["before"]) if resume else
                   evaluate_held_out(engine, eval_prompts, evals, config, policy=policy))  # workers hold `policy`
         print(f"  before: {before.headline()}")
+
+        def produce(step: int) -> Batch:  # the step's rollouts, from the weights the rollout workers hold
+            t = time.perf_counter()
+            samples, out = data.rollout(rollouts, step, retries=retries, before_retry=sync.resync)
+            lag = sync.version - min(g.weights_version for g in out.results)  # 0 unless a sync was lost
+            return Batch(step, samples, out, data.state(step), time.perf_counter() - t, lag)
+
+        ahead = RolloutsAhead(produce, first=first, last=alg.total_steps, staleness=alg.max_staleness,
+                              version=first - 1, kept=load_in_flight(resume) if resume else {})
         bar = tqdm(range(first, alg.total_steps + 1), desc=f"stage {stage}", unit="step", initial=first - 1,
                    total=alg.total_steps)
         for step in bar:
@@ -113,9 +130,8 @@ def train_rl(config, run_dir: Path) -> int:
                 busy[part] = answers.busy_s if answers is not None else 0.0
                 retried += answers.retried if answers is not None else 0
 
-            samples, out = data.rollout(rollouts, step, retries=retries, before_retry=sync.resync)  # step's batch
-            groups = out.results
-            lag = sync.version - min(g.weights_version for g in groups)  # 0 unless a sync was lost
+            batch, waited = ahead.take(step)  # generated ahead with max_staleness ≥ 1, else now
+            samples, out, groups = batch.samples, batch.answers, batch.answers.results
             done("rollout", out)
             plans = [(s, p) for g, s in zip(groups, samples) for p in g.completions]
             names = [f"step {step} / {s.sample_id} / plan {i}" for i, (s, _) in enumerate(plans)]
@@ -147,17 +163,22 @@ def train_rl(config, run_dir: Path) -> int:
                                        for i, r in enumerate(learners)], "step", retries=0)
                 metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
             done("learner", out if micro else None)
-            if micro:  # weights changed: every rollout worker gets them before the next step
-                out = sync.push(step)
-            done("sync", out if micro else None)
+            # weights changed: every rollout worker gets them before its next batch (after those due from older ones)
+            out, held = ahead.weights_changed(step, lambda: sync.push(step) if micro else None)
+            waited += held
+            done("sync", out)
 
             step_s = sum(wall.values())
             timing = {**{f"time/{k}": v for k, v in wall.items()}, **{f"busy/{k}": v for k, v in busy.items()},
-                      "time/step": step_s, "time/overhead": step_s - sum(busy.values())}
+                      "time/step": step_s, "time/overhead": step_s - sum(min(busy[k], wall[k]) for k in wall),
+                      # off-policy bookkeeping: how old the batch's weights were, who waited for whom
+                      "staleness": step - 1 - batch.version, "wait/learner": waited,
+                      "wait/rollout": ahead.rollout_idle(), "overlap": max(0.0, 1 - waited / batch.seconds)
+                      if batch.seconds else 0.0}
             if step % config.logging.log_every == 0 or step == alg.total_steps:
                 log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
                          "kept_groups": stats.kept_groups, "reward_failures": len(failed), "retried_calls": retried,
-                         "executor_fallbacks": fallbacks, "weights_lag": lag,
+                         "executor_fallbacks": fallbacks, "weights_lag": batch.lag,
                          "batch_crc32": zlib.crc32(" ".join(s.sample_id for s in samples).encode())}, step)
                 flat = (r for row in rewards for r in row)  # in the order of `plans`
                 for i, ((s, p), r) in enumerate(zip(plans[:config.logging.log_samples], flat)):
@@ -170,12 +191,17 @@ def train_rl(config, run_dir: Path) -> int:
             checkpoints.poll()  # finishes a checkpoint whose background copies are done
             if config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0 \
                     and step < alg.total_steps:
+                flying = ahead.in_flight(step)  # generated by older weights than the checkpoint's: kept with it
+
                 def parts(tmp: Path, local: Path | None) -> dict:
+                    save_in_flight(tmp, flying)
                     return {"learner_rng": ray.get([r.save_checkpoint.remote(str(tmp), local) for r in learners])}
 
                 checkpoints.save(step, parts, {"before": before.to_dict(), "rng": rng_state(),
-                                               **data.state(step), "planner": str(planner)})
+                                               **(flying[-1] if flying else batch).data_state,
+                                               "planner": str(planner)})
 
+        ahead.close()
         checkpoints.wait()
         after = evaluate_held_out(engine, eval_prompts, evals, config)  # the rollout workers hold the final weights
         log.log({f"eval/{k}": v for k, v in after.to_dict().items()}, alg.total_steps)
