@@ -1,13 +1,15 @@
 """The RL loop's actors on a real local Ray: several learner ranks in one process group, and failure handling:
 a rollout, executor (offline or live) or reward actor killed (SIGKILL of its process) while it works on a call
 is restarted by Ray, the call is sent again, and the answers are those an uninterrupted call gives — for a
-rollout worker only because it is given the current weights again first.
+rollout worker only because it is given the current weights again first, also when its batch was generated
+ahead of the learner (max_staleness).
 
 The actors are the real worker classes; the only addition is a flag file each touches when a call starts, so the
 test kills the process mid-call rather than before or after it."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tracer1.plan import format_plan
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
 from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor
+from tracer1.train.ahead import Batch, RolloutsAhead
 from tracer1.train.batch import training_batches
 
 CONFIG = RunConfig.model_validate({"rollout": {"group_size": 3, "max_new_tokens": 40}, "horizon": 5,
@@ -68,6 +71,49 @@ def test_a_killed_rollout_worker_is_restarted_given_the_weights_again_and_its_ro
     # Without the weights sent again the restarted worker samples from the planner it was created with:
     fresh = RolloutWorker(tiny_dirs["text"], CONFIG)
     assert [g.texts for g in fresh.rollout(batch, seed=5)] != expected
+
+
+def test_a_rollout_worker_killed_while_a_batch_is_in_flight_is_restarted_and_the_batch_generated_again(
+        local_ray, tiny_dirs, samples, tmp_path):
+    """max_staleness 1: batch 2 is generated ahead while the learner is on step 1; its worker is killed
+    mid-rollout, restarted, given the weights batch 2 is due (version 0, not the ones it was created with) and
+    the rollout retried; the learner gets the batch an uninterrupted pipeline gives, and batch 3 comes from the
+    weights pushed after step 1."""
+    flag, batch = tmp_path / "started", samples[:4]
+    worker = make_actor(flagged(RolloutWorker, "rollout", flag), CONFIG.cluster.rollout, CONFIG).remote(
+        str(tiny_dirs["text"]), CONFIG)
+    synced = {"ref": ray.put(perturbed(tiny_dirs["text"])), "version": 0}  # what the loop's FileSync keeps
+    ray.get(worker.update_weights.remote(synced["ref"], version=0))
+    expected = [g.texts for g in ray.get(worker.rollout.remote(batch, seed=2))]
+    gate = threading.Event()
+
+    def resync(w):
+        ray.get(w.update_weights.remote(synced["ref"], version=synced["version"]))
+
+    def produce(step):
+        if step == 2:
+            gate.wait(60)  # held until the killer waits for the call to start
+        out = call_pool([worker], "rollout", batch, retries=2, before_retry=resync, label=lambda s: s.sample_id,
+                        seed=step)
+        return Batch(step, batch, out)
+
+    def push(version):
+        synced.update(ref=ray.put(perturbed(tiny_dirs["text-seed1"])), version=version)
+        ray.get(worker.update_weights.remote(synced["ref"], version=version))
+
+    ahead = RolloutsAhead(produce, first=1, last=3, staleness=1, version=0)
+    ahead.take(1)
+    killer = kill_when_started(worker, flag)
+    gate.set()  # batch 2 starts: the learner is busy with step 1
+    ahead.weights_changed(1, lambda: push(1))  # waits for batch 2, whose worker dies on the way
+    killer.join()
+    second, _ = ahead.take(2)
+    assert second.answers.retried == 1 and second.version == 0
+    assert [g.texts for g in second.answers.results] == expected
+    assert {g.weights_version for g in second.answers.results} == {0}
+    third, _ = ahead.take(3)
+    assert third.version == 1 and {g.weights_version for g in third.answers.results} == {1}
+    ahead.close()
 
 
 def test_a_killed_reward_actor_is_restarted_and_the_items_scored(local_ray, samples, tmp_path):

@@ -92,12 +92,14 @@ def last_per_step(run, key):
 
 
 @pytest.mark.slow
-def test_a_run_killed_after_a_checkpoint_resumes_with_the_same_next_batches(tmp_path):
+@pytest.mark.parametrize("staleness", [0, 1])
+def test_a_run_killed_after_a_checkpoint_resumes_with_the_same_next_batches(tmp_path, staleness):
     """SIGKILL the whole run (driver and its Ray) once the step-2 checkpoint exists; `resume=auto` (the default)
-    then continues at step 3 with the batch, weights and optimizer state an uninterrupted run has there."""
+    then continues at step 3 with the batch, weights and optimizer state an uninterrupted run has there. With
+    max_staleness 1 step 3's batch, generated from step 1's weights, was in flight: the checkpoint kept it."""
     out = tmp_path / "runs"
     args = ["stage=1", f"logging.out_dir={out}", "algorithm.total_steps=4", "checkpoint.every_steps=2",
-            "checkpoint.keep_last=1", "algorithm.lr=1e-3", *SMALL]
+            "checkpoint.keep_last=1", "algorithm.lr=1e-3", f"algorithm.max_staleness={staleness}", *SMALL]
     try:
         assert main([*args, "run_name=whole"]) == 0
     finally:
@@ -122,6 +124,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_the_same_next_batches(tmp_
     assert report["resumed_from"] == str(cut / "checkpoints" / "step-000002")
     whole, resumed = last_per_step(out / "whole", "stage1/reward_mean"), last_per_step(cut, "stage1/reward_mean")
     assert list(resumed) == [1, 2, 3, 4]
+    assert [resumed[step]["stage1/staleness"] for step in (3, 4)] == [staleness] * 2
     for step in (3, 4):
         assert resumed[step]["stage1/batch_crc32"] == whole[step]["stage1/batch_crc32"]
         assert resumed[step]["stage1/reward_mean"] == pytest.approx(whole[step]["stage1/reward_mean"], abs=1e-6)
