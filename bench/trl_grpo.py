@@ -12,22 +12,26 @@ too), so both run a learner update every step.
 
 * tracer1: `python -m tracer1.run stage=1` in this process — a local Ray with one rollout worker (HFEngine), one
   reward actor, one DeepSpeed learner rank (ZeRO-2 on CPU) and the weight sync to the rollout worker; a step's
-  time is the driver's `time/step` (rollout + reward + learner + sync walls), read from metrics.jsonl.
+  time is the driver's `time/step` (rollout + reward + learner + sync walls), read from metrics.jsonl. It runs
+  once per `--staleness` setting (`algorithm.max_staleness`): 0 is the synchronous loop, k ≥ 1 generates each
+  batch from the weights of k updates before while the learner updates (tracer1.train.ahead).
 * TRL: `GRPOTrainer` in one process of `.venv-bench` (`make bench-venv`: TRL and its missing dependencies on top
   of .venv's packages); a step's time is the interval between consecutive `on_step_end` callbacks (generation,
   reward, reference and policy passes, optimizer step; TRL samples from the trained model itself, so it has no
   sync).
 
-Each side computes on one thread (tracer1's actors get one CPU and one torch thread each — `threads=1` for the
-rollout worker and the learner, which default to 2 — and they work one after another; TRL is given
-`torch.set_num_threads(1)`), so the ratio compares the systems, not how many cores each grabbed. Step 1 (warm-up)
+Each side computes on one thread per process (tracer1's actors get one CPU and one torch thread each — `threads=1`
+for the rollout worker and the learner, which default to 2; TRL is given `torch.set_num_threads(1)`). tracer1's
+synchronous loop runs its actors one after another, so it uses one core at a time as TRL does, and that ratio
+compares the systems; with staleness ≥ 1 the rollout worker and the learner compute at the same time, on two
+cores — the point of it, which TRL's loop (generation inside the training step) cannot do. Step 1 (warm-up)
 is dropped; means and sample standard deviations are over the rest. Completions end at EOS or at the budget on
 both sides (tracer1 also stops at `</plan>`, which a random model does not write), and the mean completion length
 of each side is reported to show the work was the same.
 
 Prints a table and writes bench/results/trl_grpo.json. Run with `make bench`, or
 
-    python bench/trl_grpo.py [--prompts 4] [--group 8] [--tokens 64] [--steps 4]
+    python bench/trl_grpo.py [--prompts 4] [--group 8] [--tokens 64] [--steps 6] [--staleness 0,1,2]
 """
 
 from __future__ import annotations
@@ -90,19 +94,20 @@ def prepare(settings: list[str]) -> dict:
 
 # --- the tracer1 side (main venv, this process) ----------------------------------------------------------------
 
-def run_tracer1(job: dict, out_dir: Path) -> dict:
+def run_tracer1(job: dict, out_dir: Path, staleness: int) -> dict:
     import ray
 
     from tracer1.run import main
 
-    started = time.perf_counter()
+    started, name = time.perf_counter(), f"tracer1-staleness{staleness}"
     try:
-        if main(["stage=1", "run_name=tracer1", *job["settings"], f"checkpoint.init_from={job['model']}"]) != 0:
+        if main(["stage=1", f"run_name={name}", *job["settings"], f"algorithm.max_staleness={staleness}",
+                 f"checkpoint.init_from={job['model']}"]) != 0:
             raise SystemExit("the tracer1 run failed")
     finally:
         ray.shutdown()
     rows = {}
-    for line in (out_dir / "tracer1" / "metrics.jsonl").read_text().splitlines():
+    for line in (out_dir / name / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         if "stage1/time/step" in row:
             rows[row["step"]] = row
@@ -112,7 +117,9 @@ def run_tracer1(job: dict, out_dir: Path) -> dict:
             "parts_s": {p: [r[f"stage1/time/{p}"] for r in rows] for p in ("rollout", "reward", "learner", "sync")},
             # the learner logs the mean over micro-batches of each micro-batch's completion tokens
             "completion_tokens_mean": [r["stage1/tokens"] * job["accumulation"] / completions for r in rows],
-            "reward_mean": [r["stage1/reward_mean"] for r in rows], "run_wall_s": time.perf_counter() - started}
+            "reward_mean": [r["stage1/reward_mean"] for r in rows], "run_wall_s": time.perf_counter() - started,
+            "staleness": staleness, "overlap": [r["stage1/overlap"] for r in rows],
+            "learner_wait_s": [r["stage1/wait/learner"] for r in rows]}
 
 
 # --- the TRL side (.venv-bench, a subprocess) -----------------------------------------------------------------
@@ -182,11 +189,13 @@ def run_trl(job: dict, out_dir: Path) -> dict:
 
 # --- the driver -------------------------------------------------------------------------------------------------
 
-def kept(side: dict) -> dict:
+def kept(side: dict, samples: int) -> dict:
+    """Step time, samples (completions) per second and completion length over the kept steps."""
     steps = side["step_s"][WARMUP_STEPS:]
     if not steps:
         raise SystemExit(f"only {len(side['step_s'])} steps timed: nothing left after the warm-up step")
-    return {"step_s": mean_std(steps), "completion_tokens": mean_std(side["completion_tokens_mean"][WARMUP_STEPS:])}
+    return {"step_s": mean_std(steps), "samples_per_s": samples / statistics.fmean(steps),
+            "completion_tokens": mean_std(side["completion_tokens_mean"][WARMUP_STEPS:])}
 
 
 
@@ -196,7 +205,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--group", type=int, default=8, help="G: completions per prompt")
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens per completion")
     parser.add_argument("--accumulation", type=int, default=4, help="micro-batches per optimizer step")
-    parser.add_argument("--steps", type=int, default=4, help="GRPO steps per side (step 1 is dropped)")
+    parser.add_argument("--steps", type=int, default=6, help="GRPO steps per side (step 1 is dropped)")
+    parser.add_argument("--staleness", default="0,1,2",
+                        help="tracer1's algorithm.max_staleness settings, one run each (comma-separated)")
     parser.add_argument("--side", choices=("trl",), help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -219,7 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
         job = {**prepare(overrides(out_dir, args)), "group": args.group, "tokens": args.tokens,
                "accumulation": args.accumulation, "steps": args.steps, "threads": 1}
         (out_dir / "job.json").write_text(json.dumps(job))
-        tracer1 = run_tracer1(job, out_dir)
+        staleness = [int(k) for k in args.staleness.split(",")]
+        tracer1 = {k: run_tracer1(job, out_dir, k) for k in staleness}
         proc = subprocess.run([BENCH_PYTHON, __file__, "--side", "trl", "--job", str(out_dir / "job.json"),
                                "--out", str(out_dir / "trl.json")], cwd=ROOT, capture_output=True, text=True)
         if proc.returncode:
@@ -227,14 +239,22 @@ def main(argv: list[str] | None = None) -> dict:
         trl = json.loads((out_dir / "trl.json").read_text())
         prompt_chars = statistics.fmean(map(len, job["prompts"]))
 
-    sides = {"tracer1": {**tracer1, **kept(tracer1)}, "trl": {**trl, **kept(trl)}}
+    samples = args.prompts * args.group
+    sides = {**{f"tracer1_staleness{k}": {**side, **kept(side, samples)} for k, side in tracer1.items()},
+             "trl": {**trl, **kept(trl, samples)}}
+    trl_step = sides["trl"]["step_s"]["mean"]
+    ours = {name: side["step_s"]["mean"] for name, side in sides.items() if name != "trl"}
+    sync = sides.get("tracer1_staleness0")
     results = {
         "model": "tiny text planner (tracer1.models.tiny --text, random init, float32)",
         "prompts": args.prompts, "group_size": args.group, "max_new_tokens": args.tokens,
         "accumulation": args.accumulation, "steps": args.steps, "dropped_steps": list(range(1, WARMUP_STEPS + 1)),
         "lr": LR, "kl_coef": KL_COEF, "clip": [CLIP_LOW, CLIP_HIGH], "threads_per_side": 1,
-        "prompt_chars_mean": prompt_chars, **sides,
-        "tracer1_over_trl": sides["tracer1"]["step_s"]["mean"] / sides["trl"]["step_s"]["mean"],
+        "prompt_chars_mean": prompt_chars, "staleness": staleness, "sides": sides,
+        "over_trl": {name: step / trl_step for name, step in ours.items()},  # step time, lower is better
+        "best_over_trl": min(ours.values()) / trl_step,
+        "throughput_over_synchronous": {name: side["samples_per_s"] / sync["samples_per_s"]
+                                        for name, side in sides.items() if name != "trl"} if sync else {},
         **run_facts(started, load_start), "trl_version": trl["trl"],
     }
     save_results(OUT, results)
@@ -245,17 +265,23 @@ def main(argv: list[str] | None = None) -> dict:
 def print_table(r: dict) -> None:
     print(f"GRPO step time, tracer1 vs TRL {r['trl_version']} GRPOTrainer, tiny text planner: {r['prompts']} prompts x "
           f"G={r['group_size']} x <= {r['max_new_tokens']} new tokens, {r['accumulation']} micro-batches, "
-          f"{r['steps']} steps, step 1 dropped, one thread per side ({r['cpus']} CPUs, load "
+          f"{r['steps']} steps, step 1 dropped, one thread per process ({r['cpus']} CPUs, load "
           f"{r['loadavg_start']:.1f} -> {r['loadavg_end']:.1f}; torch {r['torch']})")
-    print(f"  {'side':<36} {'seconds/step':>16} {'prompt tokens':>14} {'completion tokens':>18} {'run wall':>9}")
-    for name, title in (("tracer1", "tracer1 (Ray: rollout/reward/learner)"), ("trl", "TRL GRPOTrainer")):
-        s = r[name]
-        print(f"  {title:<36} {s['step_s']['mean']:>8.2f} ± {s['step_s']['std']:<5.2f} "
-              f"{s['prompt_tokens_mean']:>14.1f} {s['completion_tokens']['mean']:>18.1f} {s['run_wall_s']:>8.0f}s")
-    parts = r["tracer1"]["parts_s"]
-    print("  tracer1 per part (mean of the kept steps): " + ", ".join(
-        f"{p} {statistics.fmean(v[WARMUP_STEPS:]):.2f} s" for p, v in parts.items()))
-    print(f"  tracer1 / TRL step time: {r['tracer1_over_trl']:.2f}x  (script wall time {r['wall_s']:.0f} s)")
+    print(f"  {'side':<34} {'seconds/step':>16} {'samples/s':>10} {'vs sync':>8} {'vs TRL':>7} {'overlap':>8} "
+          f"{'completion tokens':>18} {'run wall':>9}")
+    for name, s in r["sides"].items():
+        title = f"tracer1, max_staleness {s['staleness']}" if name != "trl" else "TRL GRPOTrainer"
+        versus, trl = r["throughput_over_synchronous"].get(name), r["over_trl"].get(name)
+        overlap = statistics.fmean(s["overlap"][WARMUP_STEPS:]) if "overlap" in s else None
+        cells = [f"{versus:.2f}x" if versus else "", f"{trl:.2f}x" if trl else "",
+                 f"{overlap:.0%}" if overlap is not None else ""]
+        print(f"  {title:<34} {s['step_s']['mean']:>8.2f} ± {s['step_s']['std']:<5.2f} {s['samples_per_s']:>10.2f} "
+              f"{cells[0]:>8} {cells[1]:>7} {cells[2]:>8} {s['completion_tokens']['mean']:>18.1f} "
+              f"{s['run_wall_s']:>8.0f}s")
+        if "parts_s" in s:
+            print("    per part (driver's wall, mean of the kept steps): " + ", ".join(
+                f"{p} {statistics.fmean(v[WARMUP_STEPS:]):.2f} s" for p, v in s["parts_s"].items()))
+    print(f"  tracer1's best / TRL step time: {r['best_over_trl']:.2f}x  (script wall time {r['wall_s']:.0f} s)")
     print(f"written to {OUT}")
 
 

@@ -55,6 +55,8 @@ def test_parse_rate_first_step_and_reward_by_hand():
     # sampled: 1.0 (perfect), -1.0 (unparseable), 1.0 (perfect), 1.0 - 0.5 (right step, one bad line)
     assert report.reward == pytest.approx((1.0 - 1.0 + 1.0 + 0.5) / 4)
     assert report.greedy_reward == pytest.approx((1.0 + 0.0) / 2)  # a wrong action scores sim 0
+    # per sample, for paired comparisons of two policies on the same held-out samples
+    assert report.sample_rewards == pytest.approx({"s0": (1.0 - 1.0) / 2, "s1": (1.0 + 0.5) / 2})
     assert report.examples[0]["greedy_plan"] == perfect0
     # the two failing sampled plans, by kind of problem (each plan counted once per kind)
     assert report.problem_kinds == {"no <plan> block; read numbered steps from the text": 1,

@@ -49,6 +49,7 @@ class PlanningReport:
     mean_completion_tokens: float
     examples: list[dict] = field(default_factory=list)
     problem_kinds: dict[str, int] = field(default_factory=dict)
+    sample_rewards: dict[str, float] = field(default_factory=dict)  # sample id → its sampled plans' mean reward
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,13 +130,16 @@ def evaluate_planning(engine: RolloutEngine, prompts: Sequence[Prompt], samples:
 
     parse_ok, rewards, tokens, kinds = [], [], [], Counter()
     g_parse, g_rewards, action_ok, exact_ok, grounded_ok, examples = [], [], [], [], [], []
+    per_sample = {}
     for sample, g, group in zip(samples, greedy, sampled):
+        first_plan = len(rewards)
         for completion in group:
             plan = parse_plan(completion.text)
             parse_ok.append(float(bool(plan.steps) and not plan.problems))
             kinds.update({problem_kind(p) for p in plan.problems})  # a plan counts once per kind
             rewards.append(score_plan(plan, sample.future, reward_cfg, horizon).reward)
             tokens.append(len(completion.token_ids))
+        per_sample[sample.sample_id] = _mean(rewards[first_plan:])  # pairs two policies' scores item by item
         plan = parse_plan(g.text)
         g_parse.append(float(bool(plan.steps) and not plan.problems))
         g_rewards.append(score_plan(plan, sample.future, reward_cfg, horizon).reward)
@@ -154,4 +158,4 @@ def evaluate_planning(engine: RolloutEngine, prompts: Sequence[Prompt], samples:
         first_step_action=_mean(action_ok), first_step_exact=_mean(exact_ok),
         first_step_grounded=_mean(grounded_ok) if grounded is not None else None, reward=_mean(rewards),
         greedy_reward=_mean(g_rewards), mean_completion_tokens=_mean(tokens), examples=examples,
-        problem_kinds=dict(kinds.most_common()))
+        problem_kinds=dict(kinds.most_common()), sample_rewards=per_sample)
