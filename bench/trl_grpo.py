@@ -24,7 +24,9 @@ Each side computes on one thread per process (tracer1's actors get one CPU and o
 for the rollout worker and the learner, which default to 2; TRL is given `torch.set_num_threads(1)`). tracer1's
 synchronous loop runs its actors one after another, so it uses one core at a time as TRL does, and that ratio
 compares the systems; with staleness ≥ 1 the rollout worker and the learner compute at the same time, on two
-cores — the point of it, which TRL's loop (generation inside the training step) cannot do. Step 1 (warm-up)
+cores — the point of it, which TRL's loop (generation inside the training step) cannot do. With `--epochs` (on)
+two more synchronous runs take 2 epochs per batch, π_old from the learner's extra forward pass against the
+engine's log-probs (`algorithm.old_logprobs`), and the learner part of each is reported. Step 1 (warm-up)
 is dropped; means and sample standard deviations are over the rest. Completions end at EOS or at the budget on
 both sides (tracer1 also stops at `</plan>`, which a random model does not write), and the mean completion length
 of each side is reported to show the work was the same.
@@ -94,15 +96,15 @@ def prepare(settings: list[str]) -> dict:
 
 # --- the tracer1 side (main venv, this process) ----------------------------------------------------------------
 
-def run_tracer1(job: dict, out_dir: Path, staleness: int) -> dict:
+def run_tracer1(job: dict, out_dir: Path, staleness: int, extra: tuple[str, ...] = (), name: str = "") -> dict:
     import ray
 
     from tracer1.run import main
 
-    started, name = time.perf_counter(), f"tracer1-staleness{staleness}"
+    started, name = time.perf_counter(), name or f"tracer1-staleness{staleness}"
     try:
         if main(["stage=1", f"run_name={name}", *job["settings"], f"algorithm.max_staleness={staleness}",
-                 f"checkpoint.init_from={job['model']}"]) != 0:
+                 f"checkpoint.init_from={job['model']}", *extra]) != 0:
             raise SystemExit("the tracer1 run failed")
     finally:
         ray.shutdown()
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens per completion")
     parser.add_argument("--accumulation", type=int, default=4, help="micro-batches per optimizer step")
     parser.add_argument("--steps", type=int, default=6, help="GRPO steps per side (step 1 is dropped)")
+    parser.add_argument("--epochs", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the learner at 2 epochs per batch, old log-probs from learner vs rollout")
     parser.add_argument("--staleness", default="0,1,2",
                         help="tracer1's algorithm.max_staleness settings, one run each (comma-separated)")
     parser.add_argument("--side", choices=("trl",), help=argparse.SUPPRESS)
@@ -232,6 +236,10 @@ def main(argv: list[str] | None = None) -> dict:
         (out_dir / "job.json").write_text(json.dumps(job))
         staleness = [int(k) for k in args.staleness.split(",")]
         tracer1 = {k: run_tracer1(job, out_dir, k) for k in staleness}
+        # two epochs per batch: π_old from the learner's extra forward pass, or the engine's log-probs (none)
+        epochs = {source: run_tracer1(job, out_dir, 0, ("algorithm.epochs_per_batch=2",
+                                                         f"algorithm.old_logprobs={source}"), f"epochs2-{source}")
+                  for source in ("learner", "rollout")} if args.epochs else {}
         proc = subprocess.run([BENCH_PYTHON, __file__, "--side", "trl", "--job", str(out_dir / "job.json"),
                                "--out", str(out_dir / "trl.json")], cwd=ROOT, capture_output=True, text=True)
         if proc.returncode:
@@ -251,6 +259,8 @@ def main(argv: list[str] | None = None) -> dict:
         "accumulation": args.accumulation, "steps": args.steps, "dropped_steps": list(range(1, WARMUP_STEPS + 1)),
         "lr": LR, "kl_coef": KL_COEF, "clip": [CLIP_LOW, CLIP_HIGH], "threads_per_side": 1,
         "prompt_chars_mean": prompt_chars, "staleness": staleness, "sides": sides,
+        "two_epochs_learner_s": {source: mean_std(side["parts_s"]["learner"][WARMUP_STEPS:])
+                                 for source, side in epochs.items()},
         "over_trl": {name: step / trl_step for name, step in ours.items()},  # step time, lower is better
         "best_over_trl": min(ours.values()) / trl_step,
         "throughput_over_synchronous": {name: side["samples_per_s"] / sync["samples_per_s"]
@@ -281,6 +291,11 @@ def print_table(r: dict) -> None:
         if "parts_s" in s:
             print("    per part (driver's wall, mean of the kept steps): " + ", ".join(
                 f"{p} {statistics.fmean(v[WARMUP_STEPS:]):.2f} s" for p, v in s["parts_s"].items()))
+    if r["two_epochs_learner_s"]:
+        own, engine = r["two_epochs_learner_s"]["learner"], r["two_epochs_learner_s"]["rollout"]
+        print(f"  2 epochs per batch, learner part: old log-probs by the learner's forward {own['mean']:.2f} ± "
+              f"{own['std']:.2f} s, the engine's {engine['mean']:.2f} ± {engine['std']:.2f} s "
+              f"({1 - engine['mean'] / own['mean']:.0%} less)")
     print(f"  tracer1's best / TRL step time: {r['best_over_trl']:.2f}x  (script wall time {r['wall_s']:.0f} s)")
     print(f"written to {OUT}")
 
