@@ -6,6 +6,7 @@ cold: the caches it clears exist."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -78,3 +79,20 @@ def test_the_stage_3_bench_drops_the_warm_up_step_and_splits_the_step_into_its_p
     assert out["steps_kept"] == 2 and out["parts"]["plan"]["mean"] == 4.0 and out["parts"]["step"]["mean"] == 11.0
     assert out["parts"]["learner"]["share"] == pytest.approx(4 / 11)
     assert out["env_utilisation"]["mean"] == pytest.approx(0.2) and out["success_rate"] == 0.5
+
+
+def test_the_staleness_study_pairs_two_runs_sample_by_sample_and_reads_the_curve_against_wall_time(tmp_path):
+    spec = importlib.util.spec_from_file_location("staleness_learning", BENCH.parent / "staleness_learning.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))
+    spec.loader.exec_module(module)
+    out = module.paired({"a": 0.0, "b": 1.0, "c": 0.5, "gone": 9.0}, {"a": 0.5, "b": 1.0, "c": 1.5})
+    assert out["samples"] == 3 and out["mean"] == pytest.approx(0.5)  # only the samples both scored
+    half = 1.959964 * 0.5 / 3 ** 0.5  # stdev of (0.5, 0, 1) is 0.5
+    assert out["ci95"] == pytest.approx([0.5 - half, 0.5 + half])
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(row) for row in (
+        {"step": 1, "time": 110.0, "stage1/time/step": 10.0},
+        {"step": 2, "time": 115.0, "stage1/time/step": 5.0, "stage1/eval/reward": 0.25},
+        {"step": 2, "time": 130.0, "stage1/eval/reward": 0.5})))
+    (tmp_path / "stage1_report.json").write_text(json.dumps({"before": {"reward": -0.5}}))
+    assert module.curve(tmp_path) == [(0, 0.0, -0.5), (2, 15.0, 0.25), (2, 30.0, 0.5)]
