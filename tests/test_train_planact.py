@@ -66,6 +66,27 @@ def test_stage_3_in_the_built_in_world(tmp_path, planner, capsys):
 
 
 @pytest.mark.slow
+def test_stage_3_plays_the_next_steps_episodes_ahead_of_the_learner(tmp_path, planner):
+    """max_staleness 1: step 1's episodes come from the starting weights, and so do step 2's, played while the
+    learner updated on step 1 (staleness 1); step 3's from step 1's weights. The curriculum drew each step's tasks
+    when the weights that play them were pushed, so the tasks are those of a second run with the same seed."""
+    out = tmp_path / "runs"
+    args = [*SMALL, f"logging.out_dir={out}", f"checkpoint.init_from={planner}", "algorithm.total_steps=3",
+            "algorithm.max_staleness=1", "stage3.eval_episodes=2", "stage3.held_out_families=[]"]
+    try:
+        for name in ("a1", "a2"):
+            assert main([*args, f"run_name={name}"]) == 0
+    finally:
+        ray.shutdown()
+    runs = [[m for m in metrics_of(out / name) if "stage3/success_rate" in m] for name in ("a1", "a2")]
+    assert [m["stage3/staleness"] for m in runs[0]] == [0, 1, 1]
+    assert all(m["stage3/episodes_lost"] == 0 and 0 <= m["stage3/overlap"] <= 1 for m in runs[0])
+    assert [m["stage3/curriculum_weight_mean"] for m in runs[0]] == [m["stage3/curriculum_weight_mean"]
+                                                                     for m in runs[1]]
+    assert (out / "a1" / "stage3_report.json").is_file()
+
+
+@pytest.mark.slow
 def test_a_stage_3_run_resumes_from_its_checkpoint_with_the_curriculum_and_the_evaluation_before(tmp_path, planner,
                                                                                                 capsys):
     out = tmp_path / "runs"

@@ -171,10 +171,6 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _off_policy_where_it_can_run(self) -> RunConfig:
         alg = self.algorithm
-        if alg.max_staleness and self.stage == 3:
-            raise ValueError(f"algorithm.max_staleness={alg.max_staleness}: stage 3 runs synchronously (its "
-                             "curriculum draws each step's tasks from the previous steps' successes); set "
-                             "algorithm.max_staleness=0")
         if alg.max_staleness and self.cluster.colocate:
             raise ValueError(f"algorithm.max_staleness={alg.max_staleness} with cluster.colocate: colocated engines "
                              "sleep while the learner updates, so they cannot generate ahead; choose one")

@@ -149,14 +149,15 @@ class RolloutsAhead:
             idle, self.idle_s = self.idle_s, 0.0
         return idle
 
+    def step_metrics(self, step: int, batch: Batch, waited: float) -> dict[str, float]:
+        """What the loops log each step: the batch's staleness (in steps), how long the learner side waited for
+        rollouts (`waited`), how long the rollout workers waited for weights, and the share of the batch's
+        generation hidden behind other work."""
+        return {"staleness": step - 1 - batch.version, "wait/learner": waited, "wait/rollout": self.rollout_idle(),
+                "overlap": max(0.0, 1 - waited / batch.seconds) if batch.seconds else 0.0}
+
     def close(self) -> None:
         """Stop generating (a batch being generated is finished first, off the caller's thread)."""
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-
-    def __enter__(self) -> RolloutsAhead:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

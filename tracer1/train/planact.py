@@ -20,10 +20,19 @@ Measured on held-out episodes — unseen seeds of the trained families and famil
 greedily with the evaluation's step budget (`env.max_steps`) — the same episodes before and after, so the gain is a
 paired difference with its 95% interval (`tracer1.eval.episodes`). A resumed run continues at the next step with
 the curriculum's history; the replay buffer starts empty (its episodes hold encoded prompts, not checkpointed).
+
+With `algorithm.max_staleness` = k ≥ 1 the episodes of the next k steps are played while the learner updates
+(`tracer1.train.ahead`), each step's episodes wholly by the weights of k updates before: a weight push waits for
+the episodes due from older weights to end, so no episode spans an update, and every decision of an episode is
+k updates stale and weighted against the engine's log-probs like stages 1–2's plans. The curriculum draws a
+step's tasks when its weights are pushed, from the successes of the steps those weights have seen, so the
+draws do not depend on timing. A checkpoint does not keep the episodes in flight (like the replay buffer): a
+resumed run plays its first k steps again from the checkpoint's weights.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +50,7 @@ from tracer1.models.loading import load_planner, load_weights
 from tracer1.report.text import planact_summary
 from tracer1.rollout import RolloutWorker
 from tracer1.seeding import rng_state, set_rng_state
+from tracer1.train.ahead import Batch, RolloutsAhead
 from tracer1.train.actors import (
     call_actors, engines_asleep, learner_ranks, make_actor, place_actors, ray_session, wait_until_placed,
 )
@@ -93,6 +103,7 @@ def train_planact(config, run_dir: Path) -> int:
         per_rank = ray.get(learners[0].accumulation_steps.remote())
         sync = start_weight_sync(sync_mode, config, learners, rollouts, version=first - 1)
         runner = EpisodeRunner(envs, config, before_retry=sync.resync)
+        playing = threading.Lock()  # one play at a time on the env pool: a training step's episodes or an evaluation
         checkpoints = CheckpointWriter(run_dir, config.checkpoint, copied=lambda wait: all(
             ray.get([r.checkpoint_copied.remote(wait) for r in learners])))  # async_write: in the background
 
@@ -102,7 +113,8 @@ def train_planact(config, run_dir: Path) -> int:
             out, budget = {}, config.env.max_steps
 
             def play(specs):
-                played, _ = runner.play(specs, rollouts, seed=config.seed, budget=budget, greedy=True)
+                with playing:  # not while the episodes of a training step run on the same envs
+                    played, _ = runner.play(specs, rollouts, seed=config.seed, budget=budget, greedy=True)
                 return [p.result for p in played if p is not None]
 
             for name in sets:
@@ -128,16 +140,33 @@ def train_planact(config, run_dir: Path) -> int:
         curve = state.get("curve", [])
         curriculum, replay = Curriculum(trained, config), ReplayBuffer(s3.replay_capacity)
         curriculum.load(state.get("curriculum", {}))
+        drawn = {}  # step → its tasks and their curriculum weights, drawn before the producer may play them
+
+        def draw(step: int) -> None:
+            if step <= alg.total_steps:
+                tasks = curriculum.draw(s3.tasks_per_step, step)
+                drawn[step] = tasks, {f: curriculum.weight(f) for f, _ in tasks}
+
+        def produce(step: int) -> Batch:  # the step's episodes, played by the weights the rollout workers hold
+            tasks, weights = drawn.pop(step)
+            groups_of_specs = group_specs(config.env.name, tasks, G, step)
+            specs = [spec for group in groups_of_specs for spec in group]
+            t = time.perf_counter()
+            with playing:
+                played, ep = runner.play(specs, rollouts, seed=rollout_seed(config, step),
+                                         budget=s3.max_decisions or config.env.max_steps)
+            return Batch(step, tasks, (weights, groups_of_specs, specs, played, ep), {}, time.perf_counter() - t)
+
+        for step in range(first, first + alg.max_staleness + 1):  # the rest: as each step's weights are pushed
+            draw(step)
+        ahead = RolloutsAhead(produce, first=first, last=alg.total_steps, staleness=alg.max_staleness,
+                              version=first - 1)
         bar = tqdm(range(first, alg.total_steps + 1), desc="stage 3", unit="step", initial=first - 1,
                    total=alg.total_steps)
         for step in bar:
             t0 = time.perf_counter()
-            tasks = curriculum.draw(s3.tasks_per_step, step)
-            weights = {f: curriculum.weight(f) for f, _ in tasks}
-            groups_of_specs = group_specs(config.env.name, tasks, G, step)
-            specs = [spec for group in groups_of_specs for spec in group]
-            played, ep = runner.play(specs, rollouts, seed=rollout_seed(config, step), budget=s3.max_decisions
-                                     or config.env.max_steps)
+            batch, waited = ahead.take(step)  # played ahead with max_staleness ≥ 1, else now
+            tasks, (weights, groups_of_specs, specs, played, ep) = batch.samples, batch.answers
             by_id = {spec.episode: p for spec, p in zip(specs, played)}
             groups, incomplete, successes = [], 0, []
             for task, group_spec in zip(tasks, groups_of_specs):
@@ -164,9 +193,9 @@ def train_planact(config, run_dir: Path) -> int:
                                        for i, r in enumerate(learners)], "step", retries=0)
                 metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
             t_learn, t0 = time.perf_counter() - t0, time.perf_counter()
-            if micro:
-                sync.push(step)
-            t_sync = time.perf_counter() - t0
+            draw(step + alg.max_staleness + 1)  # next played from this step's weights: its draw sees this step
+            _, pushing_wait = ahead.weights_changed(step, lambda: sync.push(step) if micro else None)
+            t_sync, waited = time.perf_counter() - t0, waited + pushing_wait
             success = sum(successes) / len(successes) if successes else 0.0
             curve.append({"step": step, "success": success})
             if step % config.logging.log_every == 0 or step == alg.total_steps:
@@ -179,7 +208,8 @@ def train_planact(config, run_dir: Path) -> int:
                          "curriculum_weight_mean": sum(weights.values()) / len(weights),
                          "time/plan": ep.plan_s, "time/env": ep.env_s, "time/episodes": t_play,
                          "busy/execute": ep.execute_s, "busy/env_step": ep.step_s,
-                         "time/learner": t_learn, "time/sync": t_sync, "time/step": t_play + t_learn + t_sync}, step)
+                         "time/learner": t_learn, "time/sync": t_sync, "time/step": t_play + t_learn + t_sync,
+                         **ahead.step_metrics(step, batch, waited)}, step)
                 for i, (_, g) in enumerate(groups[:config.logging.log_samples]):  # one episode of each group
                     r = g[0].result
                     log.log_text(f"episode{i}", f"{r['instruction']} → {r['end']}, {r['steps']} decisions"
@@ -204,6 +234,7 @@ def train_planact(config, run_dir: Path) -> int:
                                                "curve": curve, "curriculum": curriculum.state(),
                                                "planner": str(planner)})
 
+        ahead.close()
         checkpoints.wait()
         checkpoint = Path(ray.get([r.save.remote(str(run_dir / "checkpoints" / "final")) for r in learners])[0])
         after = evaluate("after", weights=checkpoint)  # the rollout workers hold the final weights

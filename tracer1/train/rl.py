@@ -164,17 +164,14 @@ def train_rl(config, run_dir: Path) -> int:
                 metrics = {k: sum(m[k] for m in out.results) / len(out.results) for k in out.results[0]}
             done("learner", out if micro else None)
             # weights changed: every rollout worker gets them before its next batch (after those due from older ones)
-            out, held = ahead.weights_changed(step, lambda: sync.push(step) if micro else None)
-            waited += held
+            out, pushing_wait = ahead.weights_changed(step, lambda: sync.push(step) if micro else None)
+            waited += pushing_wait
             done("sync", out)
 
             step_s = sum(wall.values())
             timing = {**{f"time/{k}": v for k, v in wall.items()}, **{f"busy/{k}": v for k, v in busy.items()},
                       "time/step": step_s, "time/overhead": step_s - sum(min(busy[k], wall[k]) for k in wall),
-                      # off-policy bookkeeping: how old the batch's weights were, who waited for whom
-                      "staleness": step - 1 - batch.version, "wait/learner": waited,
-                      "wait/rollout": ahead.rollout_idle(), "overlap": max(0.0, 1 - waited / batch.seconds)
-                      if batch.seconds else 0.0}
+                      **ahead.step_metrics(step, batch, waited)}  # staleness, who waited for whom
             if step % config.logging.log_every == 0 or step == alg.total_steps:
                 log.log({**metrics, **timing, "reward_mean": stats.reward_mean, "reward_std": stats.reward_std,
                          "kept_groups": stats.kept_groups, "reward_failures": len(failed), "retried_calls": retried,
