@@ -134,6 +134,19 @@ def test_training_report_embeds_curves_table_and_annotated_trajectory(tmp_path):
     assert right.getpixel((panel_x, FRAME + 5)) == RIGHT and wrong.getpixel((panel_x, FRAME + 5)) == WRONG
 
 
+def test_a_run_with_rollouts_ahead_draws_their_staleness_overlap_and_log_prob_gap(tmp_path):
+    run = training_run(tmp_path / "stage1-ahead")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        if "stage1/loss" in row:
+            row.update({"stage1/staleness": min(row["step"] - 1, 1), "stage1/overlap": 0.9,
+                        "stage1/behaviour_gap": 0.01, "stage1/tis_weight_mean": 1.0})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    write_report(run)
+    assert (run / "report" / "curve_off_policy.png").is_file()
+    assert read_metrics(run / "metrics.jsonl").values("staleness") == [0, 1, 1, 1]
+
+
 def test_trajectories_file_round_trips_and_names_the_bad_line_and_field(tmp_path):
     path = tmp_path / "trajectories.jsonl"
     first = Trajectory("e1", "do it", True, [TrajectoryStep("plan", point=(1.5, 2), target_box=(0, 0, 4, 4),

@@ -146,6 +146,10 @@ LEARNER_KEYS = (("loss", "loss"), ("kl", "KL to the reference"), ("entropy", "en
 # Stage 3: whether a step had anything to learn from (a group whose episodes all failed, or all succeeded, has
 # no advantage) and how often a stored success was replayed into an all-fail group.
 SIGNAL_KEYS = (("groups_with_signal", "groups with signal (share)"), ("replays", "replayed successes"))
+# Rollouts ahead of the learner (algorithm.max_staleness): how old each batch's weights were, how much of the
+# generation the learner hid, and how far the engine's log-probs were from the learner's.
+OFF_POLICY_KEYS = (("staleness", "staleness (updates)"), ("overlap", "rollout hidden (share)"),
+                   ("behaviour_gap", "|log π − log μ| per token"), ("tis_weight_mean", "importance weight (mean)"))
 
 
 def episode_success_chart(m: Metrics, before: dict | None = None) -> Chart | None:
@@ -197,6 +201,10 @@ def learner_chart(m: Metrics) -> Chart | None:
 
 def signal_chart(m: Metrics) -> Chart | None:
     return _panels(m, "signal", "Groups with signal and replays", SIGNAL_KEYS)
+
+
+def off_policy_chart(m: Metrics) -> Chart | None:
+    return _panels(m, "off_policy", "Rollouts and the learner", OFF_POLICY_KEYS)
 
 
 def eval_charts(m: Metrics, before: dict | None = None) -> list[Chart]:
@@ -254,7 +262,7 @@ def training_charts(m: Metrics, before: dict | None = None) -> list[Chart]:
     """Every chart the metrics have series for. `before`: the held-out measures before training by the name
     they are logged under after eval/ (a stage 1–2 report's `before`; for stage 3, `<set>_success`)."""
     drawn = [reward_chart(m), episode_success_chart(m, before), *eval_charts(m, before), signal_chart(m),
-             learner_chart(m), time_chart(m)]
+             learner_chart(m), off_policy_chart(m), time_chart(m)]
     return [c for c in drawn if c is not None]
 
 
