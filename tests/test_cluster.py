@@ -18,7 +18,8 @@ import yaml
 
 from tracer1.config import load_config
 from tracer1.engines.weight_sync import SUPPORTED_VLLM
-from tracer1.placement import nodes_from_launcher, nodes_from_raycluster, plan_placement
+from tracer1.cluster_nodes import nodes_from_launcher, nodes_from_raycluster
+from tracer1.placement import plan_placement
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "cluster"

@@ -195,7 +195,8 @@ class Placement:
 def place_actors(config, owned: list) -> Placement:
     """The plan against this Ray cluster (`python -m tracer1.run --plan` run there prints it), made real; a plan
     that does not fit stops the run before any actor starts, with the plan's reasons."""
-    from tracer1.placement import plan_placement, ray_nodes  # noqa: PLC0415 — placement imports this module
+    from tracer1.cluster_nodes import ray_nodes  # noqa: PLC0415 — only with a live cluster
+    from tracer1.placement import plan_placement  # noqa: PLC0415 — placement imports this module
 
     plan = plan_placement(config, ray_nodes(config), "the Ray cluster this run is on")
     if not plan.fits:
