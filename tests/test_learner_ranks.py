@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 import ray
 import torch
-from ray.util.placement_group import PlacementGroup, remove_placement_group
 from safetensors.torch import load_file
 from tiny_planners import one_thread  # noqa: F401  (fixture)
 
@@ -21,7 +20,7 @@ from tracer1.engines.weight_sync import weight_buckets
 from tracer1.learner.worker import LearnerWorker
 from tracer1.models.loading import load_planner
 from tracer1.models.tiny import build_tiny_planner
-from tracer1.train.actors import learner_ranks
+from tracer1.train.actors import learner_ranks, release
 from tracer1.train.sync import start_weight_sync
 
 from test_learner_worker import micro_batches
@@ -49,11 +48,7 @@ def ranks(tiny_text):
     try:
         yield learner_ranks(LearnerWorker, CONFIG, str(tiny_text), CONFIG, owned=owned)
     finally:
-        for thing in owned:
-            if isinstance(thing, PlacementGroup):
-                remove_placement_group(thing)
-            else:
-                ray.kill(thing)
+        release(owned)
         ray.shutdown()
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import ray
 import torch
-from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray_faults import flagged, kill_when_started
 from tiny_planners import one_thread, samples, tiny_dirs  # noqa: F401  (fixtures)
 
@@ -28,7 +27,7 @@ from tracer1.models.loading import load_planner
 from tracer1.plan import format_plan
 from tracer1.rewards.worker import RewardItem, RewardWorker
 from tracer1.rollout import RolloutWorker
-from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor
+from tracer1.train.actors import call_actors, call_pool, learner_ranks, make_actor, release
 from tracer1.train.ahead import Batch, RolloutsAhead
 from tracer1.train.batch import training_batches
 
@@ -241,11 +240,7 @@ def test_two_learner_ranks_take_the_same_step_as_one_rank_with_the_whole_batch(l
             ray.get([r.step.remote(micro[i:i + 1]) for i, r in enumerate(learners)])
             return ray.get([r.state_dict.remote() for r in learners][0])
         finally:
-            for thing in owned:
-                if isinstance(thing, PlacementGroup):
-                    remove_placement_group(thing)
-                else:
-                    ray.kill(thing)
+            release(owned)
 
     one, two = trained(ranks=1), trained(ranks=2)
     start = load_planner(tiny_dirs["text"]).model.state_dict()

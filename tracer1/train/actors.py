@@ -71,13 +71,18 @@ def ray_session(config):
     try:
         yield owned
     finally:
-        for thing in owned:
-            if isinstance(thing, PlacementGroup):
-                remove_placement_group(thing)
-            else:
-                ray.kill(thing, no_restart=True)
+        release(owned)
         if started:
             ray.shutdown()
+
+
+def release(owned: list) -> None:
+    """Kill the actors and remove the placement groups in `owned` (their resources are free again)."""
+    for thing in owned:
+        if isinstance(thing, PlacementGroup):
+            remove_placement_group(thing)
+        else:
+            ray.kill(thing, no_restart=True)
 
 
 class TorchThreads:
